@@ -1,0 +1,111 @@
+"""The quantization recipe: the five Q-MLP techniques as independent settings (paper Sec. 4).
+
+A :class:`QuantRecipe` says how a model is quantized; the model code reads nothing else. Each of
+the paper's techniques is one field, so that an ablation turns them on one at a time:
+
+1. ``norm`` -- ``"layernorm"`` bounds activation ranges (Sec. 4.1); ``"original"`` keeps the
+   family's own norm (LayerNorm for MLP-Mixer, Affine for ResMLP); ``"affine"``,
+   ``"batchnorm"`` and ``"none"`` are also available.
+2. ``act`` -- ``"relu6"`` or ``"hardtanh"`` are bounded (Sec. 4.2); ``"gelu"`` and ``"relu"``
+   are not.
+3. ``calibration`` -- ``"percentile"`` (Sec. 4.3, upper percentile ``percentile``) or ``"minmax"``.
+4. ``token_groups`` -- k > 1 splits the channels into k groups, each with its own activation
+   quantizer and token-mixing MLP (Sec. 4.4, multiple token-mixing MLPs).
+5. ``asymmetric`` -- a linear asymmetric (zero-point) quantizer on the sensitive operations
+   (Sec. 4.5); which ones is documented in :mod:`qmlp_brevitas.layers`.
+
+``w_bits``/``a_bits`` of ``None`` build the float model with the same module tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from .quant import CALIBRATIONS, check_bit_width
+
+NORMS = ("original", "layernorm", "affine", "batchnorm", "none")
+ACTS = ("gelu", "relu", "relu6", "hardtanh")
+BOUNDED_ACTS = ("relu6", "hardtanh")
+NON_NEGATIVE_ACTS = ("relu", "relu6")
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    """How a Q-MLP model is built and quantized. Validated on construction."""
+
+    w_bits: int | None = None
+    a_bits: int | None = None
+    input_bits: int = 8
+    norm: str = "layernorm"
+    act: str = "relu6"
+    calibration: str = "percentile"
+    percentile: float = 99.99
+    token_groups: int = 2
+    asymmetric: bool = True
+    per_channel_weights: bool = True
+
+    def __post_init__(self):
+        if (self.w_bits is None) != (self.a_bits is None):
+            raise ValueError(
+                "set both w_bits and a_bits for a quantized model, or neither for a float one "
+                f"(got w_bits={self.w_bits!r}, a_bits={self.a_bits!r})"
+            )
+        if self.w_bits is not None:
+            check_bit_width(self.w_bits, "weight bit width (--w)")
+            check_bit_width(self.a_bits, "activation bit width (--a)")
+        check_bit_width(self.input_bits, "input bit width")
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("act", self.act, ACTS)
+        _check_choice("calibration", self.calibration, CALIBRATIONS)
+        if not 50.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {self.percentile!r}")
+        if isinstance(self.token_groups, bool) or not isinstance(self.token_groups, int):
+            raise ValueError(f"token_groups must be a positive integer, got {self.token_groups!r}")
+        if self.token_groups < 1:
+            raise ValueError(f"token_groups must be >= 1, got {self.token_groups}")
+
+    @property
+    def quantized(self) -> bool:
+        return self.w_bits is not None
+
+    def as_float(self) -> QuantRecipe:
+        """The same model without quantization."""
+        return replace(self, w_bits=None, a_bits=None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> QuantRecipe:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown recipe settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+PRESETS: dict[str, dict] = {
+    # All five Q-MLP techniques on.
+    "qmlp": dict(
+        norm="layernorm", act="relu6", calibration="percentile", token_groups=2, asymmetric=True
+    ),
+    # Naive quantization: the family's own norm, GELU, min-max calibration, one token MLP,
+    # symmetric quantizers everywhere.
+    "naive": dict(
+        norm="original", act="gelu", calibration="minmax", token_groups=1, asymmetric=False
+    ),
+}
+
+
+def make_recipe(preset: str = "qmlp", **overrides) -> QuantRecipe:
+    """A recipe from a named preset, with any field overridden (``None`` overrides are ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    values = dict(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return QuantRecipe.from_dict(values)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
