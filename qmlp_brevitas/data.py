@@ -49,8 +49,9 @@ DATA_INFO = {
 }
 
 
-def prepare_fashion_mnist(root: Path, source: Path = DEBIAN_FASHION_MNIST) -> None:
+def prepare_fashion_mnist(root: Path, source: Path | None = None) -> None:
     """Unpack the Debian package's Fashion-MNIST files into ``root/FashionMNIST/raw`` if needed."""
+    source = Path(source or DEBIAN_FASHION_MNIST)
     raw = Path(root) / "FashionMNIST" / "raw"
     missing = [f for f in FASHION_MNIST_FILES if not (raw / f).is_file()]
     if not missing:
@@ -85,10 +86,9 @@ def fashion_mnist(root: Path, train: bool, download: bool = False) -> Dataset:
 class LocalCIFAR10(datasets.CIFAR10):
     """torchvision's CIFAR-10 reader for a local copy: checks that files exist, not checksums."""
 
-    def _check_integrity(self) -> bool:
-        base = Path(self.root) / self.base_folder
-        names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
-        return all((base / n).is_file() for n in names)
+    train_list = [[name, None] for name, _ in datasets.CIFAR10.train_list]
+    test_list = [[name, None] for name, _ in datasets.CIFAR10.test_list]
+    meta = {**datasets.CIFAR10.meta, "md5": None}
 
 
 def cifar10(root: Path, train: bool, download: bool = False) -> Dataset:

@@ -24,6 +24,7 @@ from .checkpoint import CheckpointError, load_checkpoint, load_float_weights, sa
 from .data import DATA_INFO, build_dataset, make_loader, num_classes_of, subset
 from .export import export_model, write_json
 from .models import create_qmlp, model_size_mb
+from .plots import plot_history
 from .recipe import QuantRecipe, make_recipe
 
 CHECKPOINT = "checkpoint.pt"
@@ -141,6 +142,26 @@ def _lr_lambda(total_steps: int, warmup_steps: int):
     return fn
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
+    """AdamW (no weight decay on biases, norms and quantizer parameters) and a warm-up + cosine
+    schedule stepped per batch."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or "quant" in name else decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0},
+        ],
+        lr=cfg.lr,
+    )
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total_steps, max(1, int(cfg.warmup_fraction * total_steps)))
+    )
+    return optimizer, scheduler
+
+
 def _train_epoch(model, loader, optimizer, scheduler, criterion, desc: str) -> float:
     model.train()
     total_loss = seen = 0
@@ -189,30 +210,12 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     recipe = model.recipe
     test_loader = make_loader(test_set, cfg.batch_size, train=False)
 
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or "quant" in name else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0},
-        ],
-        lr=cfg.lr,
-    )
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(total_steps, max(1, int(cfg.warmup_fraction * total_steps)))
-    )
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-
     start_epoch, history, best, train_seconds = 0, [], 0.0, 0.0
+    state = None
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         _check_resumable(state["config"], cfg, ckpt_path)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]
         best, train_seconds = state["best_test_acc"], state["train_seconds"]
         log(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
@@ -224,6 +227,17 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         if recipe.quantized and cfg.calib_batches:
             calib = make_loader(train_set, cfg.batch_size, train=True, seed=cfg.seed)
             calibrate(model, calib, cfg.calib_batches)
+
+    # The optimizer is made only now: calibration and state loading may replace the quantizers'
+    # parameter objects, which an earlier optimizer would no longer update.
+    optimizer, scheduler = make_optimizer(
+        model, cfg, steps_per_epoch=math.ceil(len(train_set) / cfg.batch_size)
+    )
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
     write_json(out / "config.json", {**cfg.to_dict(), "resolved_recipe": recipe.to_dict()})
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -237,10 +251,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         best = max(best, acc)
         history.append(
             {"epoch": epoch + 1, "train_loss": loss, "test_acc": acc, "seconds": time.time() - t0}
-        )
-        log(
-            f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test acc {acc:.4f} "
-            f"({time.time() - t0:.0f} s)"
         )
         save_checkpoint(
             ckpt_path,
@@ -257,6 +267,10 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
             },
         )
         write_json(out / "history.json", history)
+        log(
+            f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test acc {acc:.4f} "
+            f"({time.time() - t0:.0f} s)"
+        )
 
     test_acc = history[-1]["test_acc"] if history else evaluate(model, test_loader)
     metrics = {
@@ -273,6 +287,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
     }
+    if history:
+        plot_history(history, out / "history.png", title=cfg.run_name())
     if recipe.quantized and cfg.export:
         example = test_set[0][0].unsqueeze(0)
         metrics["export"] = export_model(model, example, out)

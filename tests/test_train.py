@@ -1,0 +1,159 @@
+"""Training runs on a slice of Fashion-MNIST: learning, run folder, resume, CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from qmlp_brevitas.checkpoint import CheckpointError, load_checkpoint
+from qmlp_brevitas.cli.common import run_main
+from qmlp_brevitas.cli.export import main as export_main
+from qmlp_brevitas.cli.train import main as train_main
+from qmlp_brevitas.train import TrainConfig, train
+
+METRIC_KEYS = {
+    "test_acc",
+    "best_test_acc",
+    "epochs",
+    "w_bits",
+    "a_bits",
+    "model",
+    "model_size_mb",
+    "train_seconds",
+}
+
+
+def _cfg(tmp_path, data_dir, **kw):
+    values = dict(
+        model="qmlp_mixer_28",
+        data_dir=str(data_dir),
+        train_limit=256,
+        test_limit=128,
+        epochs=2,
+        batch_size=64,
+        calib_batches=2,
+        export=False,
+        out=str(tmp_path / "run"),
+    )
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_short_qat_run_learns_and_writes_run_folder(tmp_path, fmnist_dir):
+    cfg = _cfg(tmp_path, fmnist_dir, train_limit=2048, test_limit=500, epochs=2, export=True)
+    metrics = train(cfg, log=lambda *_: None)
+    assert metrics["test_acc"] > 0.4  # chance is 0.1
+    assert METRIC_KEYS <= set(metrics) and metrics["epochs"] == 2
+    assert (metrics["w_bits"], metrics["a_bits"]) == (4, 4)
+    out = tmp_path / "run"
+    for name in (
+        "config.json",
+        "metrics.json",
+        "history.json",
+        "history.png",
+        "checkpoint.pt",
+        "model.onnx",
+        "input.npy",
+        "expected_output.npy",
+    ):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["resolved_recipe"]["token_groups"] == 2 and saved["w_bits"] == 4
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, fmnist_dir):
+    full = train(_cfg(tmp_path / "a", fmnist_dir), log=lambda *_: None)
+
+    def stop_after_first_epoch(msg):
+        if msg.startswith("epoch 1/2"):
+            raise Interrupt
+
+    cfg = _cfg(tmp_path / "b", fmnist_dir)
+    with pytest.raises(Interrupt):
+        train(cfg, log=stop_after_first_epoch)
+    assert load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["epoch"] == 1
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        train(cfg, log=lambda *_: None)
+    resumed = train(cfg, resume=True, log=lambda *_: None)
+    assert resumed["epochs"] == full["epochs"] == 2
+    assert resumed["test_acc"] == full["test_acc"]
+    a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_resume_with_other_settings_is_refused(tmp_path, fmnist_dir):
+    train(_cfg(tmp_path, fmnist_dir, epochs=1), log=lambda *_: None)
+    with pytest.raises(CheckpointError, match=r"lr: 0.002 -> 0.1"):
+        train(_cfg(tmp_path, fmnist_dir, epochs=2, lr=0.1), resume=True, log=lambda *_: None)
+
+
+def test_model_that_does_not_fit_the_data_is_refused(tmp_path, fmnist_dir):
+    with pytest.raises(ValueError, match="takes 3x32x32 images"):
+        train(_cfg(tmp_path, fmnist_dir, model="qmlp_mixer_32"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--w", "9"], "weight bit width (--w) must be an integer from 2 to 8, got 9"),
+        (["--a", "1"], "activation bit width (--a) must be an integer from 2 to 8, got 1"),
+        (["--token-groups", "3"], "not divisible by token_groups 3"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_line(argv, message, tmp_path, fmnist_dir, capsys):
+    argv = [*argv, "--data-dir", str(fmnist_dir), "--out", str(tmp_path / "r")]
+    assert run_main(train_main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_cli_missing_dataset(tmp_path, capsys, monkeypatch):
+    from qmlp_brevitas import data
+
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    argv = ["--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "r")]
+    assert run_main(train_main, argv) == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_cli_corrupt_or_missing_checkpoint(tmp_path, fmnist_dir, capsys):
+    assert run_main(export_main, ["--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    argv = ["--data-dir", str(fmnist_dir), "--out", str(run), "--resume"]
+    assert run_main(train_main, argv) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_optimizer_updates_the_calibrated_quantizer_parameters():
+    """Calibration may replace quantizer parameters: the optimizer must hold the live ones."""
+    from conftest import calibrated
+
+    from qmlp_brevitas.train import make_optimizer
+
+    model = calibrated("qmlp_mixer_28", 4, 4, depth=1)
+    optimizer, _ = make_optimizer(model, TrainConfig(), steps_per_epoch=10)
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = [n for n, p in model.named_parameters() if id(p) not in held]
+    assert not missing, f"parameters the optimizer does not update: {missing}"
+    scale = model.blocks[0].channel_quant.act_quant.fused_activation_quant_proxy.tensor_quant
+    value = scale.scaling_impl.value
+    before = value.detach().clone()
+    model.train()
+    model(torch.randn(8, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, value.detach())
