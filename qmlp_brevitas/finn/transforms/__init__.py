@@ -1,0 +1,27 @@
+"""qonnx Transformations for the Q-MLP patterns FINN does not map by itself, one per module."""
+
+from .channels_last_thresholds import ChannelsLastThresholds
+from .clip_quant import AbsorbClipIntoQuant
+from .collapse_movement import CollapseOrderPreservingMovement
+from .layernorm_scale import AbsorbScalarMulIntoLayerNorm
+from .linear_past_reduce_mean import MoveLinearPastReduceMean
+from .linear_past_split import MoveChannelwiseLinearPastSplit
+from .reduce_mean_to_acc_pool import ReduceMeanToGlobalAccPool
+from .slices_to_split import SlicesToSplit
+from .thresholds_before_movement import MoveGlobalThresholdsBeforeDataMovement
+from .thresholds_before_split import MoveThresholdsBeforeSplit
+from .zero_point_quant import ZeroPointQuantToThresholds
+
+__all__ = [
+    "AbsorbClipIntoQuant",
+    "AbsorbScalarMulIntoLayerNorm",
+    "ChannelsLastThresholds",
+    "CollapseOrderPreservingMovement",
+    "MoveChannelwiseLinearPastSplit",
+    "MoveGlobalThresholdsBeforeDataMovement",
+    "MoveLinearPastReduceMean",
+    "MoveThresholdsBeforeSplit",
+    "ReduceMeanToGlobalAccPool",
+    "SlicesToSplit",
+    "ZeroPointQuantToThresholds",
+]

@@ -1,0 +1,66 @@
+"""Scalar or per-channel ``Mul``/``Add`` before a token ``ReduceMean``, moved behind it.
+
+The Q-MLP head averages the tokens of the final (dequantized) features. The mean is linear, so
+``mean_t(x * a + b) = mean_t(x) * a + b`` for ``a``, ``b`` constant over the reduced axes. FINN's
+``MoveScalarLinearPastInvariants`` does not cover ``ReduceMean``; moving the dequantization
+behind it leaves an integer mean whose scale streamlining folds into the next thresholds.
+"""
+
+from __future__ import annotations
+
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_shapes import InferShapes
+
+
+def reduce_axes(model: ModelWrapper, node) -> list[int] | None:
+    """The (non-negative) reduced axes of a ``ReduceMean``, attribute or input, or None."""
+    rank = len(model.get_tensor_shape(node.input[0]))
+    axes = None
+    for attr in node.attribute:
+        if attr.name == "axes":
+            axes = list(attr.ints)
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        value = model.get_initializer(node.input[1])
+        if value is None:
+            return None
+        axes = [int(a) for a in value.reshape(-1)]
+    if axes is None:
+        return list(range(rank))
+    return sorted(a % rank for a in axes)
+
+
+class MoveLinearPastReduceMean(Transformation):
+    """Move ``Mul``/``Add`` by a constant that does not vary over the reduced axes."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        graph = model.graph
+        for node in graph.node:
+            if node.op_type not in ("Mul", "Add"):
+                continue
+            param = model.get_initializer(node.input[1])
+            consumers = model.find_consumers(node.output[0]) or []
+            if param is None or len(consumers) != 1 or consumers[0].op_type != "ReduceMean":
+                continue
+            mean = consumers[0]
+            rank = len(model.get_tensor_shape(mean.input[0]))
+            axes = reduce_axes(model, mean)
+            per_channel = param.size > 1
+            if axes is None or (
+                per_channel and (rank - 1 in axes or param.size != param.shape[-1])
+            ):
+                continue
+            param_name = model.make_new_valueinfo_name()
+            model.set_initializer(param_name, param.reshape(-1) if per_channel else param)
+            out = mean.output[0]
+            moved = model.make_new_valueinfo_name()
+            mean.input[0] = node.input[0]
+            mean.output[0] = moved
+            graph.node.insert(
+                list(graph.node).index(mean) + 1,
+                helper.make_node(node.op_type, [moved, param_name], [out], name=node.name),
+            )
+            graph.node.remove(node)
+            return model.transform(InferShapes()), True
+        return model, False

@@ -1,0 +1,329 @@
+"""RTL check of a FINN build folder: every ``*_rtl`` layer simulated against FINN's execution.
+
+For the build's final specialised model, FINN's ``execute_onnx`` on the verification input gives
+each layer's real input and FINN's output of that layer (:mod:`.reference`). Each RTL layer is
+then generated, built and streamed with :mod:`.layer`. The result is written to
+``rtlsim.json`` in the build folder, with a coverage section: which layers were simulated, which
+were not and why, and the share of the model's multiply-accumulates checked in RTL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from qonnx.core.modelwrapper import ModelWrapper
+
+from qmlp_brevitas.rtlsim import node as finn_node
+from qmlp_brevitas.rtlsim.layer import (
+    BACKPRESSURE,
+    DEFAULT_CLK_NS,
+    DEFAULT_FPGAPART,
+    FULL_RATE,
+    LayerResult,
+    prepare_layer,
+    run_layer,
+)
+from qmlp_brevitas.rtlsim.reference import execution_context, generalised
+from qmlp_brevitas.rtlsim.toolchain import ToolchainError
+
+REPORT_NAME = "rtlsim.json"
+HLS_REASON = "HLS variant: building it needs Vitis HLS, not available here"
+
+
+class BuildFolderError(ValueError):
+    """A build folder without what the RTL check needs; the message says what to do."""
+
+
+def _json_strings(obj) -> list[tuple[str, str]]:
+    """All (key, string value) pairs in a nested JSON object."""
+    out: list[tuple[str, str]] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, str):
+                out.append((str(key), value))
+            else:
+                out += _json_strings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            out += _json_strings(value)
+    return out
+
+
+def _resolve(build_dir: Path, value: str) -> Path | None:
+    for candidate in (Path(value), build_dir / value):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _has_rtl_layers(path: Path) -> bool:
+    proto = onnx.load(str(path), load_external_data=False)
+    return any(finn_node.is_rtl_layer(n) for n in proto.graph.node)
+
+
+def find_final_model(build_dir: Path) -> Path:
+    """The build's final specialised model: named in ``summary.json``, else the newest
+    model in ``intermediate_models/`` that has RTL layers."""
+    summary = _summary(build_dir)
+    named = [
+        (key, path)
+        for key, value in _json_strings(summary)
+        if value.endswith(".onnx") and (path := _resolve(build_dir, value)) is not None
+    ]
+    finals = [p for k, p in named if "final" in k.lower()] or [p for _, p in named]
+    for path in reversed(finals):
+        if _has_rtl_layers(path):
+            return path
+    models = sorted(
+        (build_dir / "intermediate_models").glob("*.onnx"), key=lambda p: p.stat().st_mtime
+    )
+    for path in reversed(models):
+        if _has_rtl_layers(path):
+            return path
+    raise BuildFolderError(
+        f"no model with FINN RTL layers (*_rtl) found in {build_dir} (summary.json or "
+        "intermediate_models/); run the FINN build (python fpga/build.py) to the folded, "
+        "specialised model first, or pass --model"
+    )
+
+
+def find_verification_input(build_dir: Path) -> Path:
+    """The build's verification input: named in ``summary.json`` or ``input.npy``."""
+    summary = _summary(build_dir)
+    for key, value in _json_strings(summary):
+        if value.endswith(".npy") and "input" in (key + Path(value).name).lower():
+            path = _resolve(build_dir, value)
+            if path is not None:
+                return path
+    for path in (build_dir / "input.npy", build_dir / "verification" / "input.npy"):
+        if path.is_file():
+            return path
+    raise BuildFolderError(
+        f"no verification input found in {build_dir} (summary.json or input.npy); pass --input "
+        "with the .npy used for the build's verification (the export's input.npy)"
+    )
+
+
+def _summary(build_dir: Path) -> dict:
+    path = build_dir / "summary.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BuildFolderError(f"{path} is not valid JSON ({err})") from err
+
+
+def _setting(summary: dict, names: tuple[str, ...]):
+    for key, value in _json_strings(summary):
+        if key in names:
+            return value
+    for name in names:
+        if isinstance(summary.get(name), int | float):
+            return summary[name]
+    return None
+
+
+def fit_input(model: ModelWrapper, value: np.ndarray) -> dict[str, np.ndarray]:
+    """The verification input as the model's input, transposed NCHW->NHWC if that fits."""
+    name = model.graph.input[0].name
+    shape = tuple(model.get_tensor_shape(name))
+    value = np.asarray(value, dtype=np.float32)
+    if value.shape == shape:
+        return {name: value}
+    if value.ndim == 4 and value.transpose(0, 2, 3, 1).shape == shape:
+        return {name: value.transpose(0, 2, 3, 1).copy()}
+    raise BuildFolderError(
+        f"the verification input has shape {value.shape}, the model's input '{name}' expects "
+        f"{shape}; pass --input with an input of that shape"
+    )
+
+
+def _execute(model: ModelWrapper, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from finn.core.onnx_exec import execute_onnx
+
+    return execute_onnx(model, inputs, return_full_exec_context=True)
+
+
+def partition_input(
+    build_dir: Path, model: ModelWrapper, value: np.ndarray, work_dir: Path
+) -> dict[str, np.ndarray]:
+    """The input of a dataflow partition model, from FINN's parent model on ``value``.
+
+    As FINN's own verification of later build stages does, the parent model
+    (``intermediate_models/dataflow_parent.onnx``) is executed with its
+    StreamingDataflowPartition node pointing at (a Python-executable copy of) ``model``.
+    """
+    from qonnx.custom_op.registry import getCustomOp
+
+    parent_path = build_dir / "intermediate_models" / "dataflow_parent.onnx"
+    if not parent_path.is_file():
+        raise BuildFolderError(
+            f"the model's input does not match the verification input and {parent_path} "
+            "does not exist; pass --input with the model's own input"
+        )
+    parent = ModelWrapper(str(parent_path))
+    sdp = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
+    if len(sdp) != 1:
+        raise BuildFolderError(f"{parent_path} has {len(sdp)} dataflow partitions, expected 1")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    child_path = work_dir / "reference_partition.onnx"
+    generalised(model).save(str(child_path))
+    getCustomOp(sdp[0]).set_nodeattr("model", str(child_path))
+    context = _execute(parent, fit_input(parent, value))
+    return {model.graph.input[0].name: context[sdp[0].input[0]]}
+
+
+def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict:
+    """Which HW layers were simulated, which not and why, and the MAC share checked."""
+    total = checked = 0
+    simulated, not_simulated = [], []
+    for node in model.graph.node:
+        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+            continue
+        res = results.get(node.name)
+        macs = res.macs if res is not None else finn_node.mac_count(finn_node.hw_op(node))
+        total += macs
+        if res is not None and res.status in ("pass", "fail"):
+            simulated.append(node.name)
+            checked += macs
+        else:
+            if res is not None:
+                reason = res.reason
+            elif node.op_type.endswith("_hls"):
+                reason = HLS_REASON
+            else:
+                reason = "not specialised to an RTL variant"
+            not_simulated.append(
+                {"layer": node.name, "op": node.op_type, "macs": macs, "reason": reason}
+            )
+    return {
+        "simulated": simulated,
+        "not_simulated": not_simulated,
+        "macs_total": total,
+        "macs_checked": checked,
+        "mac_share_checked": checked / total if total else None,
+    }
+
+
+def check_build(
+    build_dir: str | Path,
+    model_path: str | Path | None = None,
+    input_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    fpgapart: str | None = None,
+    clk_ns: float | None = None,
+    frames: int = 2,
+    backpressure: bool = True,
+    layers: list[str] | None = None,
+) -> dict:
+    """Simulate every ``*_rtl`` layer of the build in ``build_dir``; write ``rtlsim.json``.
+
+    Outputs go under ``build_dir/rtlsim`` (generated HDL per layer, runs, compiled simulators
+    in ``cache/`` unless ``cache_dir`` is given). Returns the report that is written.
+    """
+    start = time.perf_counter()
+    build_dir = Path(build_dir)
+    if not build_dir.is_dir():
+        raise BuildFolderError(f"build folder {build_dir} does not exist; run fpga/build.py")
+    summary = _summary(build_dir)
+    model_path = Path(model_path) if model_path else find_final_model(build_dir)
+    input_path = Path(input_path) if input_path else find_verification_input(build_dir)
+    for path in (model_path, input_path):
+        if not path.is_file():
+            raise BuildFolderError(f"{path} does not exist")
+    fpgapart = fpgapart or _setting(summary, ("fpga_part", "fpgapart", "part")) or DEFAULT_FPGAPART
+    clk_ns = float(
+        clk_ns or _setting(summary, ("clk_ns", "synth_clk_period_ns", "clock_ns")) or DEFAULT_CLK_NS
+    )
+    finn_node.ensure_finn_settings()
+    model = ModelWrapper(str(model_path))
+    raw_input = np.load(input_path)
+    try:
+        model_input = fit_input(model, raw_input)
+    except BuildFolderError:
+        model_input = partition_input(build_dir, model, raw_input, build_dir / "rtlsim")
+    context = execution_context(model, model_input)
+    rtl_nodes = [n for n in model.graph.node if finn_node.is_rtl_layer(n)]
+    if layers:
+        unknown = sorted(set(layers) - {n.name for n in rtl_nodes})
+        if unknown:
+            names = [n.name for n in rtl_nodes]
+            raise BuildFolderError(f"no RTL layers named {unknown} in {model_path}; it has {names}")
+        rtl_nodes = [n for n in rtl_nodes if n.name in layers]
+    out_root = build_dir / "rtlsim"
+    cache = Path(cache_dir) if cache_dir else out_root / "cache"
+    modes = (FULL_RATE, BACKPRESSURE) if backpressure else (FULL_RATE,)
+    results: dict[str, LayerResult] = {}
+    for node in rtl_nodes:
+        prepared = prepare_layer(model, node.name, out_root / "layers", fpgapart, clk_ns)
+        inputs = {name: context[name] for name in node.input if model.get_initializer(name) is None}
+        reference = {name: context[name] for name in node.output}
+        try:
+            results[node.name] = run_layer(prepared, inputs, reference, cache, modes, frames)
+        except ToolchainError as err:
+            prepared.result.status = "error"
+            prepared.result.reason = str(err).splitlines()[0]
+            results[node.name] = prepared.result
+        print(_row(results[node.name]), flush=True)
+    report = {
+        "build_dir": str(build_dir),
+        "model": str(model_path),
+        "input": str(input_path),
+        "fpgapart": fpgapart,
+        "clk_ns": clk_ns,
+        "frames": frames,
+        "modes": [m.name for m in modes],
+        "layers": [r.to_dict() for r in results.values()],
+        "coverage": layer_coverage(model, results),
+        "mismatches": sum(r.mismatches for r in results.values()),
+        "errors": [r.name for r in results.values() if r.status == "error"],
+        "time_s": time.perf_counter() - start,
+    }
+    (build_dir / REPORT_NAME).write_text(json.dumps(report, indent=1))
+    return report
+
+
+HEADER = (
+    f"{'layer':<24} {'op':<18} {'folding':<14} {'words':>7} {'mism':>5} "
+    f"{'cyc/frame':>10} {'estimate':>9} {'build s':>8} {'sim s':>7}  status"
+)
+
+
+def _row(res: LayerResult) -> str:
+    fold = " ".join(f"{k}{v}" for k, v in res.folding.items()) or "-"
+    cpf = f"{res.cycles_per_frame:.0f}" if res.cycles_per_frame is not None else "-"
+    est = str(res.exp_cycles) if res.exp_cycles is not None else "-"
+    build = "cached" if res.build_cached else f"{res.build_s:.1f}"
+    status = res.status + (f" ({res.reason})" if res.reason else "")
+    return (
+        f"{res.name:<24} {res.op_type:<18} {fold:<14} {res.words_checked:>7} "
+        f"{res.mismatches:>5} {cpf:>10} {est:>9} {build:>8} {res.sim_s:>7.1f}  {status}"
+    )
+
+
+def format_report(report: dict, table: bool = True) -> str:
+    """The table of layers (unless ``table`` is False) and the coverage lines."""
+    rows = [HEADER, "-" * len(HEADER)] if table else []
+    if table:
+        rows += [_row(LayerResult(**{**r, "modes": []})) for r in report["layers"]]
+    cov = report["coverage"]
+    share = cov["mac_share_checked"]
+    share_txt = f"{100 * share:.1f}%" if share is not None else "n/a (no MAC layers)"
+    rows.append("")
+    rows.append(
+        f"coverage: {len(cov['simulated'])} layers simulated in RTL, "
+        f"{len(cov['not_simulated'])} not; MACs checked in RTL: {cov['macs_checked']} of "
+        f"{cov['macs_total']} ({share_txt})"
+    )
+    for item in cov["not_simulated"]:
+        rows.append(f"  not simulated: {item['layer']} ({item['op']}): {item['reason']}")
+    rows.append(
+        f"mismatches: {report['mismatches']}; errors: {len(report['errors'])}; "
+        f"time {report['time_s']:.1f} s; written to {Path(report['build_dir']) / REPORT_NAME}"
+    )
+    return "\n".join(rows)

@@ -1,0 +1,179 @@
+"""Single-layer FINN hardware graphs, built the way FINN's own layer tests build them.
+
+``make_thresholding_model`` and ``make_mvau_model`` mirror finn-plus's
+``tests/fpgadataflow/test_fpgadataflow_thresholding.py`` and ``test_fpgadataflow_mvau.py``: one
+HW-abstraction node made with ``onnx.helper``, folded with PE/SIMD, then specialised to its RTL
+variant with FINN's ``SpecializeLayers``. They give small, fast layers for checking the RTL
+simulation itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.util.basic import qonnx_make_model
+
+from qmlp_brevitas.rtlsim.layer import DEFAULT_FPGAPART
+from qmlp_brevitas.rtlsim.node import ensure_finn_settings, is_rtl_layer
+
+HW_DOMAIN = "finn.custom_op.fpgadataflow"
+
+
+def _wrap(node, in_shape, out_shape, idt: DataType, odt: DataType) -> ModelWrapper:
+    inp = helper.make_tensor_value_info("inp", TensorProto.FLOAT, in_shape)
+    outp = helper.make_tensor_value_info("outp", TensorProto.FLOAT, out_shape)
+    graph = helper.make_graph([node], "single_layer", [inp], [outp])
+    model = ModelWrapper(qonnx_make_model(graph, producer_name="qmlp-rtlsim"))
+    model.set_tensor_datatype("inp", idt)
+    model.set_tensor_datatype("outp", odt)
+    return model
+
+
+def specialize(model: ModelWrapper, fpgapart: str = DEFAULT_FPGAPART) -> ModelWrapper:
+    """FINN's ``SpecializeLayers``; fails if no node became an RTL layer."""
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    ensure_finn_settings()
+    model = model.transform(SpecializeLayers(fpgapart)).transform(GiveUniqueNodeNames())
+    if not any(is_rtl_layer(n) for n in model.graph.node):
+        ops = [n.op_type for n in model.graph.node]
+        raise ValueError(f"SpecializeLayers({fpgapart}) made no RTL layer (got {ops})")
+    return model
+
+
+def make_thresholding_model(
+    channels: int = 16,
+    pe: int = 4,
+    vectors: tuple[int, ...] = (1, 8),
+    idt: str = "INT8",
+    odt: str = "UINT4",
+    seed: int = 0,
+    threshold_range: tuple[int, int] | None = None,
+) -> ModelWrapper:
+    """A ``Thresholding`` HW node (random sorted integer thresholds in ``threshold_range``,
+    default the input type's range), not yet specialised."""
+    idt_, odt_ = DataType[idt], DataType[odt]
+    rng = np.random.default_rng(seed)
+    steps = odt_.get_num_possible_values() - 1
+    low, high = threshold_range or (int(idt_.min()), int(idt_.max()))
+    thresholds = np.sort(rng.integers(low, high + 1, size=(channels, steps)), axis=1).astype(
+        np.float32
+    )
+    shape = [*vectors, channels]
+    node = helper.make_node(
+        "Thresholding",
+        ["inp", "thresh"],
+        ["outp"],
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        NumChannels=channels,
+        PE=pe,
+        numSteps=steps,
+        inputDataType=idt_.name,
+        weightDataType=idt_.name,
+        outputDataType=odt_.name,
+        ActVal=int(odt_.min()),
+        numInputVectors=list(vectors),
+        preferred_impl_style="rtl",
+    )
+    model = _wrap(node, shape, shape, idt_, odt_)
+    model.set_initializer("thresh", thresholds)
+    model.set_tensor_datatype("thresh", idt_)
+    return model
+
+
+def make_mvau_model(
+    mw: int = 16,
+    mh: int = 8,
+    simd: int = 4,
+    pe: int = 2,
+    vectors: tuple[int, ...] = (1, 4),
+    idt: str = "INT4",
+    wdt: str = "INT4",
+    seed: int = 0,
+) -> ModelWrapper:
+    """An ``MVAU`` HW node (random weights, no activation), not yet specialised.
+
+    The accumulator width is FINN's ``MinimizeAccumulatorWidth`` result.
+    """
+    from finn.transformation.fpgadataflow.minimize_accumulator_width import (
+        MinimizeAccumulatorWidth,
+    )
+
+    ensure_finn_settings()
+    idt_, wdt_ = DataType[idt], DataType[wdt]
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(int(wdt_.min()), int(wdt_.max()) + 1, size=(mw, mh)).astype(np.float32)
+    node = helper.make_node(
+        "MVAU",
+        ["inp", "weights"],
+        ["outp"],
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        MW=mw,
+        MH=mh,
+        SIMD=simd,
+        PE=pe,
+        inputDataType=idt_.name,
+        weightDataType=wdt_.name,
+        outputDataType="INT32",
+        ActVal=0,
+        binaryXnorMode=0,
+        noActivation=1,
+        numInputVectors=list(vectors),
+        mem_mode="internal_decoupled",
+        resType="dsp",
+        preferred_impl_style="rtl",
+    )
+    model = _wrap(node, [*vectors, mw], [*vectors, mh], idt_, DataType["INT32"])
+    model.set_initializer("weights", weights)
+    model.set_tensor_datatype("weights", wdt_)
+    return model.transform(MinimizeAccumulatorWidth())
+
+
+def random_input(model: ModelWrapper, seed: int = 0) -> dict[str, np.ndarray]:
+    """A random input of the graph's first input, in its FINN data type."""
+    name = model.graph.input[0].name
+    dt = model.get_tensor_datatype(name)
+    rng = np.random.default_rng(seed)
+    shape = model.get_tensor_shape(name)
+    value = rng.integers(int(dt.min()), int(dt.max()) + 1, size=shape).astype(np.float32)
+    return {name: value}
+
+
+def make_mvau_thresholding_model(
+    mw: int = 16,
+    mh: int = 8,
+    simd: int = 4,
+    pe: int = 2,
+    thresholding_pe: int = 2,
+    vectors: tuple[int, ...] = (1, 4),
+    odt: str = "UINT4",
+    seed: int = 0,
+) -> ModelWrapper:
+    """An ``MVAU`` followed by a ``Thresholding`` on its accumulator (a quantized linear layer
+    as FINN maps it), not yet specialised. The thresholding input type is the MVAU's
+    minimised accumulator type, so :func:`make_thresholding_model` with ``idt`` set to it and
+    the same sizes gives the same hardware configuration."""
+    model = make_mvau_model(mw, mh, simd, pe, vectors, seed=seed)
+    acc = model.get_tensor_datatype("outp")
+    thr = make_thresholding_model(
+        mh, thresholding_pe, vectors, acc.name, odt, seed=seed + 1, threshold_range=(-200, 200)
+    )
+    node = thr.graph.node[0]
+    model.graph.output[0].name = "acc"
+    model.graph.node[0].output[0] = "acc"
+    model.graph.value_info.append(
+        helper.make_tensor_value_info("acc", TensorProto.FLOAT, [*vectors, mh])
+    )
+    node.input[0] = "acc"
+    model.graph.node.append(node)
+    model.graph.output[0].CopyFrom(thr.graph.output[0])
+    model.set_tensor_datatype("acc", acc)
+    model.set_tensor_datatype("outp", DataType[odt])
+    model.set_initializer("thresh", thr.get_initializer("thresh"))
+    model.set_tensor_datatype("thresh", acc)
+    return model

@@ -1,0 +1,90 @@
+"""Parts of the RTL check that need no simulator: patches, coverage, build-folder lookup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qmlp_brevitas.rtlsim import graphs
+from qmlp_brevitas.rtlsim.check import (
+    HLS_REASON,
+    BuildFolderError,
+    find_final_model,
+    layer_coverage,
+)
+from qmlp_brevitas.rtlsim.layer import LayerResult
+from qmlp_brevitas.rtlsim.patches import PatchError, apply_patches, load_patches
+from qmlp_brevitas.rtlsim.toolchain import config_key
+
+
+def _finn_add_multi():
+    from finn.util.settings import get_settings, initialize_dummy_settings
+
+    initialize_dummy_settings()
+    return Path(get_settings().finn_rtllib) / "mvu" / "add_multi.sv"
+
+
+def test_add_multi_patch_moves_function_to_module_scope(tmp_path):
+    original = _finn_add_multi().read_text()
+    copy = tmp_path / "add_multi.sv"
+    copy.write_text(original)
+    applied = apply_patches([copy], load_patches())
+    assert applied == ["add_multi_verilator.patch -> add_multi.sv"]
+    patched = copy.read_text()
+    assert patched != original
+    head, tree = patched.split("else begin : genTree")
+    assert "function leaf_load_t init_leaf_loads();" in head
+    assert "function" not in tree and "init_leaf_loads()" in tree
+    # the installed package is untouched
+    assert _finn_add_multi().read_text() == original
+
+
+def test_patch_refuses_a_changed_file(tmp_path):
+    copy = tmp_path / "add_multi.sv"
+    copy.write_text("module add_multi; endmodule\n")
+    with pytest.raises(PatchError, match="does not apply"):
+        apply_patches([copy], load_patches())
+
+
+def test_missing_patch_folder_is_named(tmp_path):
+    with pytest.raises(PatchError, match="does not exist"):
+        load_patches(tmp_path / "none")
+
+
+def test_cache_key_follows_source_text(tmp_path):
+    src = tmp_path / "a.sv"
+    src.write_text("module a; endmodule\n")
+    key = config_key([src], "a", ("--no-timing",))
+    assert key == config_key([src], "a", ("--no-timing",))
+    src.write_text("module a; wire x; endmodule\n")
+    assert key != config_key([src], "a", ("--no-timing",))
+
+
+def test_coverage_names_unsimulated_layers_and_mac_share():
+    model = graphs.specialize(graphs.make_mvau_thresholding_model())
+    mvau, thr = model.graph.node
+    thr.op_type, thr.domain = "Thresholding_hls", "finn.custom_op.fpgadataflow.hls"
+    results = {
+        mvau.name: LayerResult(mvau.name, mvau.op_type, {}, "pass", macs=512),
+    }
+    cov = layer_coverage(model, results)
+    assert cov["simulated"] == [mvau.name]
+    assert cov["not_simulated"] == [
+        {"layer": thr.name, "op": "Thresholding_hls", "macs": 0, "reason": HLS_REASON}
+    ]
+    assert cov["macs_total"] == 512 and cov["mac_share_checked"] == 1.0
+
+
+def test_final_model_from_summary(tmp_path):
+    model = graphs.specialize(graphs.make_mvau_thresholding_model())
+    model.save(str(tmp_path / "folded.onnx"))
+    graphs.make_mvau_model().save(str(tmp_path / "other.onnx"))
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"stages": {"hw": "other.onnx"}, "final_model": "folded.onnx"})
+    )
+    assert find_final_model(tmp_path) == tmp_path / "folded.onnx"
+    (tmp_path / "summary.json").write_text(json.dumps({"final_model": "other.onnx"}))
+    with pytest.raises(BuildFolderError, match="no model with FINN RTL layers"):
+        find_final_model(tmp_path)
