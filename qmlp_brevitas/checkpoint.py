@@ -86,7 +86,11 @@ def load_float_weights(model: nn.Module, path: str | Path) -> dict:
     Returns ``{"loaded": [...], "missing": [...], "unexpected": [...]}``; only quantizer state may
     be missing (it is calibrated afterwards); any other mismatch is an error that names the keys.
     """
-    weights = model_state_of(load_checkpoint(path, expect_format=False))
+    return load_float_state(model, model_state_of(load_checkpoint(path, expect_format=False)), path)
+
+
+def load_float_state(model: nn.Module, weights: dict, path: str | Path) -> dict:
+    """:func:`load_float_weights` for a state dict already read from ``path``."""
     own = model.state_dict()
     shape_errors = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from timm.data import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    IMAGENET_INCEPTION_MEAN,
+    IMAGENET_INCEPTION_STD,
+    create_transform,
+)
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision import datasets, transforms
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -105,34 +112,73 @@ def cifar10(root: Path, train: bool, download: bool = False) -> Dataset:
         ) from err
 
 
-def image_folder(root: Path, train: bool, img_size: int = 224) -> Dataset:
-    """An ImageNet-style folder: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg``."""
+NORMALIZATIONS = {
+    # timm's constants: ResMLP weights use the ImageNet statistics, Mixer-B/16 weights 0.5/0.5.
+    "imagenet": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
+    "inception": (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD),
+}
+
+
+def image_folder(
+    root: Path,
+    train: bool,
+    img_size: int = 224,
+    auto_augment: str | None = None,
+    re_prob: float = 0.0,
+    interpolation: str = "bicubic",
+    normalization: str = "imagenet",
+) -> Dataset:
+    """An ImageNet-style folder: ``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg``.
+
+    Images pass timm's pipeline (``timm.data.create_transform``): random-resized crop, flip,
+    colour jitter or ``auto_augment`` (e.g. ``"rand-m9-mstd0.5-inc1"``) and random erasing with
+    probability ``re_prob`` for training; resize and centre crop (crop fraction 0.875) for
+    evaluation. Mixup/CutMix act on batches and live in the training loop.
+    """
     split = Path(root) / ("train" if train else "val")
     if not split.is_dir():
         raise DatasetNotFoundError(
             f"image folder {split} does not exist: --data-dir must hold train/ and val/, each with "
             "one sub-folder of images per class"
         )
-    info = DATA_INFO["imagenet"]
-    if train:
-        aug = [transforms.RandomResizedCrop(img_size), transforms.RandomHorizontalFlip()]
-    else:
-        aug = [transforms.Resize(int(img_size * 256 / 224)), transforms.CenterCrop(img_size)]
-    tf = transforms.Compose([*aug, transforms.ToTensor(), _normalize(info)])
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"normalization must be one of {sorted(NORMALIZATIONS)}, got {normalization!r}"
+        )
+    mean, std = NORMALIZATIONS[normalization]
+    tf = create_transform(
+        img_size,
+        is_training=train,
+        auto_augment=auto_augment if train else None,
+        re_prob=re_prob if train else 0.0,
+        interpolation=interpolation,
+        mean=mean,
+        std=std,
+        crop_pct=0.875,
+    )
     return datasets.ImageFolder(str(split), transform=tf)
 
 
 def build_dataset(
-    name: str, root: str | Path, train: bool, download: bool = False, img_size: int | None = None
+    name: str,
+    root: str | Path,
+    train: bool,
+    download: bool = False,
+    img_size: int | None = None,
+    **pipeline,
 ) -> Dataset:
-    """The train or test split of dataset ``name`` under ``root``."""
+    """The train or test split of dataset ``name`` under ``root``.
+
+    ``pipeline`` (``auto_augment``, ``re_prob``, ``interpolation``, ``normalization``) configures
+    the timm pipeline of ImageNet-style folders; the small datasets have fixed transforms.
+    """
     root = Path(root)
     if name == "fashion_mnist":
         return fashion_mnist(root, train, download)
     if name == "cifar10":
         return cifar10(root, train, download)
     if name == "imagenet":
-        return image_folder(root, train, img_size or DATA_INFO["imagenet"].img_size)
+        return image_folder(root, train, img_size or DATA_INFO["imagenet"].img_size, **pipeline)
     raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
 
 
@@ -150,14 +196,33 @@ def subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
 
 
 def make_loader(
-    dataset: Dataset, batch_size: int, train: bool, seed: int = 0, workers: int = 0
+    dataset: Dataset,
+    batch_size: int,
+    train: bool,
+    seed: int = 0,
+    workers: int = 0,
+    sampler: Sampler | None = None,
+    drop_last: bool = False,
 ) -> DataLoader:
+    """A loader over ``dataset``; shuffled by a generator seeded with ``seed`` when ``train``.
+
+    With a ``sampler`` (e.g. a ``DistributedSampler``) the sampler decides the order instead.
+    """
+    if sampler is not None:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            persistent_workers=False,
+        )
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=train,
-        drop_last=False,
+        drop_last=drop_last,
         generator=gen,
         num_workers=workers,
     )

@@ -3,6 +3,14 @@
 The run folder (``TrainConfig.out``) receives ``config.json`` (the resolved config and recipe),
 ``checkpoint.pt`` (atomically, every epoch), ``history.json``, ``metrics.json`` and, for a
 quantized model, ``model.onnx`` with ``input.npy`` / ``expected_output.npy``.
+
+The same loop runs in one process or in several under ``torchrun``
+(:mod:`qmlp_brevitas.distributed`): the model is wrapped in ``DistributedDataParallel``, each
+process reads its part of every epoch through a ``DistributedSampler`` (``batch_size`` is per
+process), loss and accuracy are summed over the processes, and only rank 0 writes files. Every
+process calibrates on the same global batches (``batch_size`` x processes), so the quantizers
+start identical everywhere. On CUDA the forward pass runs under autocast (bf16, else fp16 with
+a gradient scaler) unless ``amp`` is off; on the CPU nothing changes.
 """
 
 from __future__ import annotations
@@ -17,19 +25,25 @@ from pathlib import Path
 import numpy as np
 import torch
 from brevitas.graph.calibrate import calibration_mode
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, load_float_weights, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATA_INFO, build_dataset, make_loader, num_classes_of, subset
+from .distributed import DistContext, all_reduce_sum, barrier, distributed_context, shard
 from .export import export_model, write_json
-from .models import create_qmlp, model_size_mb
+from .models import PAPER_VARIANTS, SMALL_VARIANTS, create_qmlp, model_size_mb
 from .plots import plot_history
 from .recipe import QuantRecipe, make_recipe
+from .timm_init import describe, load_init
 
 CHECKPOINT = "checkpoint.pt"
 # Settings that may differ between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export"}
+RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export", "amp"}
 
 
 @dataclass
@@ -58,6 +72,14 @@ class TrainConfig:
     workers: int = 0
     export: bool = True
     out: str = ""
+    # ImageNet-style folders only (timm's pipeline); 0 / None switch a technique off.
+    mixup: float = 0.0  # Mixup alpha
+    cutmix: float = 0.0  # CutMix alpha
+    auto_augment: str | None = None  # e.g. "rand-m9-mstd0.5-inc1"
+    re_prob: float = 0.0  # random erasing probability
+    interpolation: str = "bicubic"
+    normalization: str = "imagenet"  # "inception" (0.5/0.5) for timm's Mixer-B/16 weights
+    amp: bool = True  # mixed precision, used only on CUDA
 
     def resolved_recipe(self) -> QuantRecipe:
         return make_recipe(self.preset, w_bits=self.w_bits, a_bits=self.a_bits, **self.recipe)
@@ -73,6 +95,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "calib_batches"):
             if getattr(self, name) < (0 if name == "calib_batches" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.mixup < 0 or self.cutmix < 0 or not 0 <= self.re_prob <= 1:
+            raise ValueError("mixup and cutmix must be >= 0 and re_prob in [0, 1]")
+        if (self.mixup or self.cutmix) and self.data != "imagenet":
+            raise ValueError("mixup/cutmix are for ImageNet-style folders (--data imagenet)")
         self.resolved_recipe()  # validates bit widths and technique settings early
 
     def to_dict(self) -> dict:
@@ -107,6 +133,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def calibrate(model: nn.Module, loader, batches: int) -> None:
     """Initialise every activation quantizer from data (Brevitas calibration mode).
@@ -115,20 +145,34 @@ def calibrate(model: nn.Module, loader, batches: int) -> None:
     the quantizers' learned scale parameters, before evaluation, export or QAT.
     """
     model.eval()
+    device = _device_of(model)
     with calibration_mode(model):
         for i, (x, _) in enumerate(loader):
             if i >= batches:
                 break
-            model(x)
+            model(x.to(device))
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader) -> float:
+def count_correct(model: nn.Module, loader) -> tuple[int, int]:
+    """(correct predictions, samples) of ``model`` over ``loader``."""
     model.eval()
+    device = _device_of(model)
     correct = total = 0
     for x, y in loader:
-        correct += (model(x).argmax(1) == y).sum().item()
+        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
         total += y.numel()
+    return correct, total
+
+
+def evaluate(model: nn.Module, loader) -> float:
+    correct, total = count_correct(model, loader)
+    return correct / max(total, 1)
+
+
+def _evaluate_all(model: nn.Module, loader, ctx: DistContext) -> float:
+    """Accuracy over the shards of all processes."""
+    correct, total = all_reduce_sum(count_correct(model, loader), ctx)
     return correct / max(total, 1)
 
 
@@ -162,25 +206,55 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
     return optimizer, scheduler
 
 
-def _train_epoch(model, loader, optimizer, scheduler, criterion, desc: str) -> float:
-    model.train()
+class _Step:
+    """One optimisation step: mixup, autocast on CUDA, backward (scaled for fp16), update."""
+
+    def __init__(self, net, optimizer, scheduler, criterion, mixup, device, amp: bool):
+        self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
+        self.criterion, self.mixup, self.device = criterion, mixup, device
+        cuda = amp and device.type == "cuda"
+        self.dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+        self.autocast = cuda
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and self.dtype == torch.float16)
+
+    def __call__(self, x, y) -> torch.Tensor:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
+            loss = self.criterion(self.net(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach()
+
+
+def _train_epoch(step: _Step, loader, desc: str, ctx: DistContext) -> tuple[float, int]:
+    """Runs one epoch; returns (sum of per-sample losses, samples) of this process."""
+    step.net.train()
     total_loss = seen = 0
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not ctx.is_main)
     for x, y in bar:
-        loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += loss.item() * y.numel()
-        seen += y.numel()
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-    return total_loss / max(seen, 1)
+        loss = step(x, y)
+        total_loss += loss.item() * x.shape[0]
+        seen += x.shape[0]
+        bar.set_postfix(
+            loss=f"{total_loss / seen:.4f}", lr=f"{step.scheduler.get_last_lr()[0]:.2e}"
+        )
+    return total_loss, seen
 
 
 def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    defaults = TrainConfig.__dataclass_fields__
+    # A setting added after the run started counts with its default value.
+    changed = sorted(
+        k
+        for k in now
+        if k not in RESUMABLE_CHANGES and saved.get(k, _default_of(defaults[k])) != now[k]
+    )
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
         raise CheckpointError(
@@ -189,8 +263,59 @@ def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
         )
 
 
+def _default_of(f):
+    return f.default_factory() if callable(f.default_factory) else f.default
+
+
+def _variant_img_size(name: str) -> int | None:
+    sizes = {**SMALL_VARIANTS, **PAPER_VARIANTS}.get(name)
+    return sizes["img_size"] if sizes else None
+
+
+def _datasets(cfg: TrainConfig):
+    pipeline = {}
+    if cfg.data == "imagenet":
+        pipeline = dict(
+            img_size=_variant_img_size(cfg.model),
+            auto_augment=cfg.auto_augment,
+            re_prob=cfg.re_prob,
+            interpolation=cfg.interpolation,
+            normalization=cfg.normalization,
+        )
+    train_set = subset(
+        build_dataset(cfg.data, cfg.data_dir, True, cfg.download, **pipeline),
+        cfg.train_limit,
+        cfg.seed,
+    )
+    test_set = subset(
+        build_dataset(cfg.data, cfg.data_dir, False, cfg.download, **pipeline),
+        cfg.test_limit,
+        cfg.seed,
+    )
+    return train_set, test_set
+
+
+def _mixup(cfg: TrainConfig, num_classes: int) -> Mixup | None:
+    if not (cfg.mixup or cfg.cutmix):
+        return None
+    return Mixup(
+        mixup_alpha=cfg.mixup,
+        cutmix_alpha=cfg.cutmix,
+        label_smoothing=cfg.label_smoothing,
+        num_classes=num_classes,
+    )
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
-    """Train (or resume) the run described by ``cfg``; returns the metrics written."""
+    """Train (or resume) the run described by ``cfg``; returns the metrics written.
+
+    Under ``torchrun`` every process calls this; only rank 0 logs and writes files.
+    """
+    with distributed_context() as ctx:
+        return _train(cfg, resume, log if ctx.is_main else (lambda *_: None), ctx)
+
+
+def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
     if not resume and ckpt_path.exists():
@@ -198,17 +323,18 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
             f"{ckpt_path} exists; pass --resume to continue that run or choose another --out"
         )
     seed_everything(cfg.seed)
-    train_set = subset(
-        build_dataset(cfg.data, cfg.data_dir, True, cfg.download), cfg.train_limit, cfg.seed
-    )
-    test_set = subset(
-        build_dataset(cfg.data, cfg.data_dir, False, cfg.download), cfg.test_limit, cfg.seed
-    )
+    train_set, test_set = _datasets(cfg)
     model = build_model(cfg)
     if num_classes_of(train_set) != model.num_classes:
         model.reset_classifier(num_classes_of(train_set))
     recipe = model.recipe
-    test_loader = make_loader(test_set, cfg.batch_size, train=False)
+    if ctx.world_size > 1 and recipe.quantized and not cfg.calib_batches:
+        raise ValueError(
+            "multi-process QAT needs --calib-batches >= 1: quantizers initialised from each "
+            "process's own first batches would differ between the processes"
+        )
+    model.to(ctx.device)
+    test_loader = make_loader(shard(test_set, ctx), cfg.batch_size, train=False)
 
     start_epoch, history, best, train_seconds = 0, [], 0.0, 0.0
     state = None
@@ -220,59 +346,99 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         best, train_seconds = state["best_test_acc"], state["train_seconds"]
         log(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
         if cfg.init:
-            report = load_float_weights(model, cfg.init)
-            log(f"initialised from {cfg.init}: {len(report['loaded'])} tensors loaded")
+            report = load_init(model, cfg.init)
+            log(f"initialised from {cfg.init}:\n  " + "\n  ".join(describe(report)))
         if recipe.quantized and cfg.calib_batches:
-            calib = make_loader(train_set, cfg.batch_size, train=True, seed=cfg.seed)
+            calib = make_loader(
+                train_set, cfg.batch_size * ctx.world_size, train=True, seed=cfg.seed
+            )
             calibrate(model, calib, cfg.calib_batches)
 
+    mixup = _mixup(cfg, model.num_classes)
+    sampler = None
+    if ctx.enabled:
+        sampler = DistributedSampler(
+            train_set, ctx.world_size, ctx.rank, shuffle=True, seed=cfg.seed, drop_last=False
+        )
+    per_process = len(sampler) if sampler is not None else len(train_set)
+    # timm's Mixup needs an even batch: drop the last, partial one when mixing.
+    steps_per_epoch = (
+        per_process // cfg.batch_size if mixup else math.ceil(per_process / cfg.batch_size)
+    )
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"{per_process} training images per process make no full batch of {cfg.batch_size}; "
+            "lower --batch-size"
+        )
     # The optimizer is made only now: calibration and state loading may replace the quantizers'
     # parameter objects, which an earlier optimizer would no longer update.
-    optimizer, scheduler = make_optimizer(
-        model, cfg, steps_per_epoch=math.ceil(len(train_set) / cfg.batch_size)
-    )
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    optimizer, scheduler = make_optimizer(model, cfg, steps_per_epoch=steps_per_epoch)
+    if mixup is not None:
+        criterion = SoftTargetCrossEntropy()
+    else:
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    write_json(out / "config.json", {**cfg.to_dict(), "resolved_recipe": recipe.to_dict()})
+    if ctx.is_main:
+        write_json(out / "config.json", {**cfg.to_dict(), "resolved_recipe": recipe.to_dict()})
+
+    net = model
+    if ctx.enabled:
+        # Wrapping broadcasts rank 0's parameters and buffers to every process.
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=device_ids)
+    step = _Step(net, optimizer, scheduler, criterion, mixup, ctx.device, cfg.amp)
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        loader = make_loader(train_set, cfg.batch_size, train=True, seed=cfg.seed + epoch)
-        loss = _train_epoch(
-            model, loader, optimizer, scheduler, criterion, f"epoch {epoch + 1}/{cfg.epochs}"
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = make_loader(
+            train_set,
+            cfg.batch_size,
+            train=True,
+            seed=cfg.seed + epoch,
+            workers=cfg.workers,
+            sampler=sampler,
+            drop_last=mixup is not None,
         )
+        loss_sum, seen = all_reduce_sum(
+            _train_epoch(step, loader, f"epoch {epoch + 1}/{cfg.epochs}", ctx), ctx
+        )
+        loss = loss_sum / max(seen, 1)
         train_seconds += time.time() - t0
-        acc = evaluate(model, test_loader)
+        acc = _evaluate_all(model, test_loader, ctx)
         best = max(best, acc)
         history.append(
             {"epoch": epoch + 1, "train_loss": loss, "test_acc": acc, "seconds": time.time() - t0}
         )
-        save_checkpoint(
-            ckpt_path,
-            {
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "config": cfg.to_dict(),
-                "recipe": recipe.to_dict(),
-                "history": history,
-                "best_test_acc": best,
-                "train_seconds": train_seconds,
-            },
-        )
-        write_json(out / "history.json", history)
+        if ctx.is_main:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "config": cfg.to_dict(),
+                    "recipe": recipe.to_dict(),
+                    "history": history,
+                    "best_test_acc": best,
+                    "train_seconds": train_seconds,
+                },
+            )
+            write_json(out / "history.json", history)
         log(
             f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test acc {acc:.4f} "
             f"({time.time() - t0:.0f} s)"
         )
 
-    test_acc = history[-1]["test_acc"] if history else evaluate(model, test_loader)
+    test_acc = history[-1]["test_acc"] if history else _evaluate_all(model, test_loader, ctx)
     metrics = {
         "model": cfg.model,
         "data": cfg.data,
@@ -286,13 +452,16 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         "model_size_mb": model_size_mb(model),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
+        "processes": ctx.world_size,
     }
-    if history:
-        plot_history(history, out / "history.png", title=cfg.run_name())
-    if recipe.quantized and cfg.export:
-        example = test_set[0][0].unsqueeze(0)
-        metrics["export"] = export_model(model, example, out)
-    write_json(out / "metrics.json", metrics)
+    if ctx.is_main:
+        if history:
+            plot_history(history, out / "history.png", title=cfg.run_name())
+        if recipe.quantized and cfg.export:
+            example = test_set[0][0].unsqueeze(0)
+            metrics["export"] = export_model(model.cpu(), example, out)
+        write_json(out / "metrics.json", metrics)
+    barrier(ctx)
     return metrics
 
 

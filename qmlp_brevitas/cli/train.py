@@ -1,13 +1,22 @@
-"""``scripts/train_brevitas.py``: QAT of a Q-MLP model, then QONNX export."""
+"""``scripts/train_brevitas.py``: QAT of a Q-MLP model, then QONNX export.
+
+Under ``torchrun --nproc_per_node=N`` the same command trains with DistributedDataParallel
+(``--batch-size`` is per process). ``--preset`` takes a technique preset (``qmlp``, ``naive``)
+or a run preset from ``configs/`` (e.g. ``resmlp24-qmlp-w4a4``) that sets every option of a
+paper-size run; options on the command line override it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
-from ..data import DATASETS
+from ..data import DATASETS, NORMALIZATIONS
 from ..models import list_variants
+from ..presets import list_presets, load_preset
 from ..recipe import ACTS, NORMS, PRESETS
 from ..train import TrainConfig, find_float_baseline, train
 
@@ -23,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default="qmlp",
-        choices=sorted(PRESETS),
-        help="qmlp: all five techniques; naive: none of them",
+        choices=sorted(PRESETS) + list_presets(),
+        help="qmlp: all five techniques; naive: none of them; or a run preset of configs/ "
+        "(model, bits, data and schedule of a paper-size run)",
     )
     t = p.add_argument_group("Q-MLP techniques (override the preset)")
     t.add_argument("--norm", choices=NORMS)
@@ -44,14 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--download", action="store_true", help="let torchvision download the data")
     d.add_argument("--train-limit", type=int, help="use only this many training images")
     d.add_argument("--test-limit", type=int, help="use only this many test images")
+    i = p.add_argument_group("ImageNet-style folders (timm's data pipeline)")
+    i.add_argument("--mixup", type=float, default=TrainConfig.mixup, help="Mixup alpha (0: off)")
+    i.add_argument("--cutmix", type=float, default=TrainConfig.cutmix, help="CutMix alpha (0: off)")
+    i.add_argument("--auto-augment", help="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1")
+    i.add_argument("--reprob", type=float, default=TrainConfig.re_prob, help="random erasing")
+    i.add_argument("--interpolation", default=TrainConfig.interpolation)
+    i.add_argument(
+        "--normalization",
+        default=TrainConfig.normalization,
+        choices=sorted(NORMALIZATIONS),
+        help="imagenet: ResMLP weights; inception (0.5/0.5): timm's Mixer-B/16 weights",
+    )
     o = p.add_argument_group("training")
     o.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     o.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     o.add_argument("--lr", type=float, default=TrainConfig.lr)
     o.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    o.add_argument("--warmup-fraction", type=float, default=TrainConfig.warmup_fraction)
+    o.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
     o.add_argument("--calib-batches", type=int, default=TrainConfig.calib_batches)
     o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--init", help="float checkpoint of the same model to fine-tune from")
+    o.add_argument(
+        "--init",
+        help="float checkpoint to fine-tune from: this project's float model, or the matching "
+        "timm model saved on local disk (resmlp_24_224, mixer_b16_224; .pt/.pth/.safetensors)",
+    )
+    o.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     o.add_argument("--out", default="", help="run folder (default runs/<model>-<bits>)")
     o.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -81,6 +110,8 @@ def config_from_args(args) -> TrainConfig:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        warmup_fraction=args.warmup_fraction,
+        label_smoothing=args.label_smoothing,
         calib_batches=args.calib_batches,
         train_limit=args.train_limit,
         test_limit=args.test_limit,
@@ -89,6 +120,13 @@ def config_from_args(args) -> TrainConfig:
         workers=args.workers,
         export=not args.no_export,
         out=args.out,
+        mixup=args.mixup,
+        cutmix=args.cutmix,
+        auto_augment=args.auto_augment,
+        re_prob=args.reprob,
+        interpolation=args.interpolation,
+        normalization=args.normalization,
+        amp=not args.no_amp,
     )
 
 
@@ -111,10 +149,39 @@ def summary_lines(cfg: TrainConfig, metrics: dict) -> list[str]:
     return lines
 
 
+def _without_preset(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--preset":
+            skip = True
+        elif not arg.startswith("--preset="):
+            out.append(arg)
+    return out
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse ``argv``; a run preset's values become defaults that explicit options override."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = parser.parse_args(argv)
+    if first.preset in PRESETS:
+        first.run_preset = None
+        return first
+    values = load_preset(first.preset, {a.dest for a in parser._actions} - {"help"})
+    parser.set_defaults(**values)
+    args = parser.parse_args(_without_preset(argv))
+    args.run_preset = first.preset
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     cfg = config_from_args(args)
     metrics = train(cfg, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 prints and writes the summary
     print("\n".join(summary_lines(cfg, metrics)))
     Path(cfg.out, "summary.txt").write_text("\n".join(summary_lines(cfg, metrics)) + "\n")
     json.dumps(metrics)  # metrics are plain JSON
