@@ -109,6 +109,7 @@ def test_model_that_does_not_fit_the_data_is_refused(tmp_path, fmnist_dir):
         (["--w", "9"], "weight bit width (--w) must be an integer from 2 to 8, got 9"),
         (["--a", "1"], "activation bit width (--a) must be an integer from 2 to 8, got 1"),
         (["--token-groups", "3"], "not divisible by token_groups 3"),
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
     ],
 )
 def test_cli_bad_input_is_one_clear_line(argv, message, tmp_path, fmnist_dir, capsys):

@@ -9,10 +9,11 @@ paper-size run; options on the command line override it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+import torch
 
 from ..data import DATASETS, NORMALIZATIONS
 from ..models import list_variants
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    o.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's choice); 1 avoids oversubscription when "
+        "other jobs share the cores",
+    )
     o.add_argument("--out", default="", help="run folder (default runs/<model>-<bits>)")
     o.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     o.add_argument("--no-export", action="store_true", help="skip the QONNX export")
@@ -178,11 +185,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     metrics = train(cfg, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 prints and writes the summary
     print("\n".join(summary_lines(cfg, metrics)))
     Path(cfg.out, "summary.txt").write_text("\n".join(summary_lines(cfg, metrics)) + "\n")
-    json.dumps(metrics)  # metrics are plain JSON
     return 0

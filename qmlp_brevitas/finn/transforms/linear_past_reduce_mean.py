@@ -13,6 +13,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
+from ._patterns import linear_before
+
 
 def reduce_axes(model: ModelWrapper, node) -> list[int] | None:
     """The (non-negative) reduced axes of a ``ReduceMean``, attribute or input, or None."""
@@ -36,14 +38,7 @@ class MoveLinearPastReduceMean(Transformation):
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         graph = model.graph
-        for node in graph.node:
-            if node.op_type not in ("Mul", "Add"):
-                continue
-            param = model.get_initializer(node.input[1])
-            consumers = model.find_consumers(node.output[0]) or []
-            if param is None or len(consumers) != 1 or consumers[0].op_type != "ReduceMean":
-                continue
-            mean = consumers[0]
+        for node, param, mean in linear_before(model, "ReduceMean"):
             rank = len(model.get_tensor_shape(mean.input[0]))
             axes = reduce_axes(model, mean)
             per_channel = param.size > 1

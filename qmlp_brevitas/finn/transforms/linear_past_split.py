@@ -15,20 +15,15 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
+from ._patterns import linear_before
+
 
 class MoveChannelwiseLinearPastSplit(Transformation):
     """Move a ``Mul``/``Add`` with a last-axis (or scalar) constant past a last-axis ``Split``."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         graph = model.graph
-        for node in graph.node:
-            if node.op_type not in ("Mul", "Add"):
-                continue
-            param = model.get_initializer(node.input[1])
-            consumers = model.find_consumers(node.output[0]) or []
-            if param is None or len(consumers) != 1 or consumers[0].op_type != "Split":
-                continue
-            split = consumers[0]
+        for node, param, split in linear_before(model, "Split"):
             shape = model.get_tensor_shape(split.input[0])
             axis = helper.get_node_attr_value(split, "axis")
             sizes = model.get_initializer(split.input[1]) if len(split.input) > 1 else None
