@@ -35,7 +35,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATA_INFO, build_dataset, make_loader, num_classes_of, subset
 from .distributed import DistContext, all_reduce_sum, barrier, distributed_context, shard
-from .export import export_model, write_json
+from .export import export_model, first_examples, write_json
 from .models import PAPER_VARIANTS, SMALL_VARIANTS, create_qmlp, model_size_mb
 from .plots import plot_history
 from .recipe import QuantRecipe, make_recipe
@@ -458,8 +458,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         if history:
             plot_history(history, out / "history.png", title=cfg.run_name())
         if recipe.quantized and cfg.export:
-            example = test_set[0][0].unsqueeze(0)
-            metrics["export"] = export_model(model.cpu(), example, out)
+            metrics["export"] = export_model(model.cpu(), first_examples(test_set), out)
         write_json(out / "metrics.json", metrics)
     barrier(ctx)
     return metrics

@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data import build_dataset
-from ..export import export_model
+from ..export import export_model, first_examples
 from ..train import TrainConfig, build_model
 
 
@@ -27,9 +25,13 @@ def main(argv=None) -> int:
     model = build_model(cfg)
     model.load_state_dict(state["model"])
     test_set = build_dataset(cfg.data, args.data_dir or cfg.data_dir, train=False)
-    example = test_set[0][0].unsqueeze(0)
     out = Path(args.out or Path(args.checkpoint).parent)
-    paths = export_model(model.eval(), example, out)
-    with torch.no_grad():
-        print(f"exported {paths['onnx']} (+ input.npy, expected_output.npy)")
+    paths = export_model(model.eval(), first_examples(test_set), out)
+    check = paths["verification"]
+    print(f"exported {paths['onnx']} (+ input.npy, expected_output.npy)")
+    print(
+        f"verification example: test image {check['example_index']}, QONNX vs Brevitas max "
+        f"difference {check['qonnx_vs_brevitas_max_abs_diff']:.2g}"
+        + ("" if check["agrees"] else f" (above {check['atol']}: see export.json)")
+    )
     return 0

@@ -153,6 +153,12 @@ def summary_lines(cfg: TrainConfig, metrics: dict) -> list[str]:
         lines.append(
             f"QONNX           {metrics['export']['onnx']} (+ input.npy, expected_output.npy)"
         )
+        check = metrics["export"]["verification"]
+        lines.append(
+            f"QONNX check     test image {check['example_index']}: max difference to Brevitas "
+            f"{check['qonnx_vs_brevitas_max_abs_diff']:.2g}"
+            + ("" if check["agrees"] else f" (above {check['atol']}; see export.json)")
+        )
     return lines
 
 

@@ -36,9 +36,26 @@ def generalised(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
+def register_hw_ops() -> None:
+    """Import every module of FINN's HW-abstraction ops so that each op is registered.
+
+    FINN registers an op when its module is imported; some (``Reshape``, for one) are imported
+    only by the transformation that creates them, which a fresh process has not run.
+    """
+    import importlib
+    import pkgutil
+
+    import finn.custom_op.fpgadataflow as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.ispkg:
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
 def execution_context(model: ModelWrapper, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """FINN's full execution context of ``model`` on ``inputs`` (HW ops run in Python)."""
     from finn.core.onnx_exec import execute_onnx
 
     ensure_finn_settings()
+    register_hw_ops()
     return execute_onnx(generalised(model), inputs, return_full_exec_context=True)
