@@ -33,7 +33,8 @@ from qmlp_brevitas.distributed import (
 from qmlp_brevitas.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCHRUN = Path(sys.executable).with_name("torchrun")
+# torchrun, run by this interpreter (the venv's console script may carry another shebang)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 # Tolerances of the two-process run against the one-process reference, after 8 QAT steps.
 # Summation order changes gradients by ~1e-7 relative; AdamW's division by sqrt(v) and the
@@ -54,7 +55,7 @@ def _torchrun(cfg: dict, record: Path, *extra: str) -> subprocess.CompletedProce
     record.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
-        str(TORCHRUN),
+        *TORCHRUN,
         "--nproc_per_node=2",
         "--master_addr=127.0.0.1",
         f"--master_port={_free_port()}",

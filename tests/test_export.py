@@ -36,8 +36,12 @@ def test_export_matches_brevitas_and_carries_bit_widths(name, bits, tmp_path):
     # depth 2 keeps qonnx's cleanup (quadratic in graph size) fast; every block is alike.
     model = calibrated(name, w, a, depth=2)
     rng = np.random.default_rng(0)
-    example = rng.standard_normal((1, model.in_chans, model.img_size, model.img_size))
-    paths = export_model(model, torch.from_numpy(example.astype(np.float32)), tmp_path)
+    examples = rng.standard_normal((4, model.in_chans, model.img_size, model.img_size))
+    paths = export_model(model, torch.from_numpy(examples.astype(np.float32)), tmp_path)
+    # A candidate may be passed over when one quantizer input lies within float32 rounding of a
+    # rounding boundary (see VERIFY_ATOL); a wrong export disagrees on every candidate.
+    assert paths["verification"]["agrees"], paths["verification"]
+    assert len(paths["verification"]["passed_over"]) <= 1
     wrapper = load_onnx(paths["onnx"])
     out = _run(wrapper, np.load(paths["input"]))
     expected = np.load(paths["expected_output"])
