@@ -227,12 +227,13 @@ def check_build(
     in ``cache/`` unless ``cache_dir`` is given). Returns the report that is written.
     """
     start = time.perf_counter()
-    build_dir = Path(build_dir)
+    # Absolute paths: the simulator runs in its own folder and reads the job files from there.
+    build_dir = Path(build_dir).resolve()
     if not build_dir.is_dir():
         raise BuildFolderError(f"build folder {build_dir} does not exist; run fpga/build.py")
     summary = _summary(build_dir)
-    model_path = Path(model_path) if model_path else find_final_model(build_dir)
-    input_path = Path(input_path) if input_path else find_verification_input(build_dir)
+    model_path = Path(model_path).resolve() if model_path else find_final_model(build_dir)
+    input_path = Path(input_path).resolve() if input_path else find_verification_input(build_dir)
     for path in (model_path, input_path):
         if not path.is_file():
             raise BuildFolderError(f"{path} does not exist")
@@ -256,7 +257,7 @@ def check_build(
             raise BuildFolderError(f"no RTL layers named {unknown} in {model_path}; it has {names}")
         rtl_nodes = [n for n in rtl_nodes if n.name in layers]
     out_root = build_dir / "rtlsim"
-    cache = Path(cache_dir) if cache_dir else out_root / "cache"
+    cache = Path(cache_dir).resolve() if cache_dir else out_root / "cache"
     modes = (FULL_RATE, BACKPRESSURE) if backpressure else (FULL_RATE,)
     results: dict[str, LayerResult] = {}
     for node in rtl_nodes:
