@@ -60,6 +60,15 @@ def main(argv=None) -> int:
     print(f"reports in {out / 'report'}, summary {out / 'summary.json'}")
     if summary["message"]:
         print(summary["message"])
+    failed = [stage for stage, result in summary["verification"].items() if not result["ok"]]
+    if failed:
+        worst = max(summary["verification"][stage]["max_abs_diff"] for stage in failed)
+        print(
+            f"error: the outputs of stage(s) {', '.join(failed)} do not match expected_output.npy "
+            f"(max abs difference {worst:.3g}); see {out / 'report' / 'verification.json'}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
