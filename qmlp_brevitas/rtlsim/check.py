@@ -196,6 +196,8 @@ def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict
                 reason = res.reason
             elif node.op_type.endswith("_hls"):
                 reason = HLS_REASON
+            elif finn_node.is_rtl_layer(node):
+                reason = "not selected (--layer)"
             else:
                 reason = "not specialised to an RTL variant"
             not_simulated.append(
