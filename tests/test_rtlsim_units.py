@@ -88,3 +88,18 @@ def test_final_model_from_summary(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"final_model": "other.onnx"}))
     with pytest.raises(BuildFolderError, match="no model with FINN RTL layers"):
         find_final_model(tmp_path)
+
+
+@pytest.mark.parametrize("patch", load_patches(), ids=lambda p: p.path.name)
+def test_every_patch_applies_to_the_installed_finn_rtllib(patch, tmp_path):
+    """Each Verilator patch matches every file of finn-rtllib with its name exactly once
+    (FINN ships some files, skid.sv, in several folders)."""
+    rtllib = _finn_add_multi().parents[1]
+    sources = sorted(rtllib.rglob(patch.target))
+    assert sources, f"finn-rtllib has no {patch.target}"
+    for i, source in enumerate(sources):
+        copy = tmp_path / str(i) / patch.target
+        copy.parent.mkdir()
+        copy.write_text(source.read_text())
+        assert apply_patches([copy], [patch]) == [f"{patch.path.name} -> {patch.target}"]
+        assert copy.read_text() != source.read_text()
