@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.util.cleanup import cleanup_model
 
+from .generic import generic_hw_copy
 from .transforms import (
     AbsorbClipIntoQuant,
     AbsorbScalarMulIntoLayerNorm,
@@ -195,21 +195,6 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     check_all_hw(model)
     verify_stage(model, cfg, "hw_layers")
     return model
-
-
-def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
-    """A copy of ``model`` with every specialised ``X_hls``/``X_rtl`` node as its generic ``X``.
-
-    Specialised nodes execute only through C++ or RTL simulation (Vitis HLS, Vivado XSI); the
-    generic FINN layer they specialise executes in Python with the same folded attributes.
-    """
-    copy = ModelWrapper(deepcopy(model.model))
-    for node in copy.graph.node:
-        for suffix in ("_hls", "_rtl"):
-            if node.domain.startswith(HW_DOMAIN + ".") and node.op_type.endswith(suffix):
-                node.op_type = node.op_type[: -len(suffix)]
-                node.domain = HW_DOMAIN
-    return copy
 
 
 def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:

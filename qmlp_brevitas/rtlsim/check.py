@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
+from qmlp_brevitas.finn.generic import generic_hw_copy
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
     BACKPRESSURE,
@@ -27,7 +28,7 @@ from qmlp_brevitas.rtlsim.layer import (
     prepare_layer,
     run_layer,
 )
-from qmlp_brevitas.rtlsim.reference import execution_context, generalised
+from qmlp_brevitas.rtlsim.reference import execution_context
 from qmlp_brevitas.rtlsim.toolchain import ToolchainError
 
 REPORT_NAME = "rtlsim.json"
@@ -172,7 +173,7 @@ def partition_input(
         raise BuildFolderError(f"{parent_path} has {len(sdp)} dataflow partitions, expected 1")
     work_dir.mkdir(parents=True, exist_ok=True)
     child_path = work_dir / "reference_partition.onnx"
-    generalised(model).save(str(child_path))
+    generic_hw_copy(model).save(str(child_path))
     getCustomOp(sdp[0]).set_nodeattr("model", str(child_path))
     context = _execute(parent, fit_input(parent, value))
     return {model.graph.input[0].name: context[sdp[0].input[0]]}

@@ -1,0 +1,43 @@
+"""Specialised FINN layers back as their generic HW ops, for Python execution.
+
+A model after ``SpecializeLayers`` holds ``X_hls``/``X_rtl`` nodes, which execute only through
+C++ or RTL simulation (Vitis HLS, Vivado XSI). The generic FINN layer ``X`` they specialise
+executes in Python with the same folded attributes; the build's folded-stage verification and
+the RTL check's reference execution both run such a copy. No FINN import at module level.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+HW_DOMAIN = "finn.custom_op.fpgadataflow"
+SPECIALISED_SUFFIX = {HW_DOMAIN + ".hls": "_hls", HW_DOMAIN + ".rtl": "_rtl"}
+
+
+def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
+    """A copy of ``model`` with every specialised ``X_hls``/``X_rtl`` node as its generic ``X``."""
+    copy = ModelWrapper(deepcopy(model.model))
+    for node in copy.graph.node:
+        suffix = SPECIALISED_SUFFIX.get(node.domain)
+        if suffix and node.op_type.endswith(suffix):
+            node.op_type = node.op_type[: -len(suffix)]
+            node.domain = HW_DOMAIN
+    return copy
+
+
+def register_hw_ops() -> None:
+    """Import every module of FINN's HW-abstraction ops so that each op is registered.
+
+    FINN registers an op when its module is imported; some (``Reshape``, for one) are imported
+    only by the transformation that creates them, which a fresh process has not run.
+    """
+    import importlib
+    import pkgutil
+
+    import finn.custom_op.fpgadataflow as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.ispkg:
+            importlib.import_module(f"{package.__name__}.{info.name}")
