@@ -15,8 +15,9 @@ by :func:`qmlp_brevitas.train.train`. A run whose ``metrics.json`` exists is not
 interrupted one resumes from its checkpoint. A row whose model is identical to the previous
 row's (LayerNorm on MLP-Mixer, whose original norm already is LayerNorm) reuses its runs.
 
-Columns computed per quantized row (a hardware cost from a FINN build, say) plug in as
-:data:`ColumnHook` functions; :func:`size_column` is the one that ships.
+Columns computed per quantized row plug in as :data:`ColumnHook` functions: :func:`size_column`,
+and with ``hardware_fps`` set the FINN cost of :func:`qmlp_brevitas.finn.cost.hardware_column`
+(does the row map fully to FINN hardware layers, and at what frames/s, LUT, DSP and BRAM).
 """
 
 from __future__ import annotations
@@ -96,10 +97,15 @@ class AblationConfig:
     data: str = "fashion_mnist"
     data_dir: str = "data"
     export: bool = False
+    hardware_fps: int | None = None  # FINN cost columns at this folding target (needs export)
     out: str = "runs/ablation"
 
     def __post_init__(self):
         self.bits, self.seeds = tuple(self.bits), tuple(self.seeds)
+        if self.hardware_fps is not None:
+            if self.hardware_fps <= 0:
+                raise ValueError(f"--hardware target must be positive, got {self.hardware_fps}")
+            self.export = True  # the FINN build starts from the run's QONNX export
         if self.model not in SMALL_VARIANTS and self.model not in PAPER_VARIANTS:
             known = ", ".join(sorted(SMALL_VARIANTS))
             raise ValueError(f"unknown model {self.model!r}; choose one of {known}")
@@ -181,6 +187,15 @@ def size_column(result: RowResult) -> dict[str, object]:
     return {"size (MB)": round(result.metrics[0]["model_size_mb"], 4)}
 
 
+def default_columns(cfg: AblationConfig) -> list[ColumnHook]:
+    """The size column, and the FINN cost columns when ``cfg.hardware_fps`` is set."""
+    if cfg.hardware_fps is None:
+        return [size_column]
+    from .finn.cost import hardware_column
+
+    return [size_column, hardware_column(cfg.hardware_fps)]
+
+
 def effective_settings(cfg: AblationConfig, row: AblationRow, bits: int | None) -> dict:
     """The settings that decide the trained model (the family's norm for ``norm="original"``)."""
     recipe = make_recipe("naive", w_bits=bits, a_bits=bits, **row.overrides).to_dict()
@@ -220,12 +235,15 @@ def run_one(tcfg: TrainConfig, log=print) -> tuple[dict, bool]:
 def run_ablation(
     cfg: AblationConfig,
     rows: Sequence[AblationRow] | None = None,
-    columns: Iterable[ColumnHook] = (size_column,),
+    columns: Iterable[ColumnHook] | None = None,
     log=tqdm.write,
 ) -> list[RowResult]:
-    """Train every (row, bit width, seed) not yet finished; the results in table order."""
+    """Train every (row, bit width, seed) not yet finished; the results in table order.
+
+    ``columns`` (default :func:`default_columns`) add cells to each quantized row.
+    """
     rows = list(rows or ablation_rows())
-    columns = list(columns)
+    columns = default_columns(cfg) if columns is None else list(columns)
     plan: list[tuple[AblationRow, int | None]] = []
     for row in rows:
         plan.extend([(row, None)] if not row.quantized else [(row, b) for b in cfg.bits])
@@ -586,6 +604,16 @@ def build_parser():
     p.add_argument("--test-limit", type=int, help="test images (default all)")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--export", action="store_true", help="also export each quantized run to QONNX")
+    p.add_argument(
+        "--hardware",
+        type=int,
+        nargs="?",
+        const=1000,
+        metavar="FPS",
+        help="add FINN cost columns (maps fully?, frames/s, LUT, DSP, BRAM) from an estimate "
+        "build of each quantized row's first seed at this folding target (default 1000 "
+        "frames/s, 200 MHz, xczu7ev); implies --export",
+    )
     p.add_argument("--out", default="runs/ablation", help="folder of all run folders and reports")
     p.add_argument(
         "--quick",
@@ -615,6 +643,7 @@ def config_from_args(args) -> AblationConfig:
         bits=tuple(args.bits),
         data_dir=args.data_dir,
         export=args.export,
+        hardware_fps=args.hardware,
         out=args.out,
     )
     if args.quick:

@@ -10,6 +10,7 @@ from .reduce_mean_to_acc_pool import ReduceMeanToGlobalAccPool
 from .slices_to_split import SlicesToSplit
 from .thresholds_before_movement import MoveGlobalThresholdsBeforeDataMovement
 from .thresholds_before_split import MoveThresholdsBeforeSplit
+from .tidy_on_change import TidyOnChangeComposed, streamline_step, tidy_on_change_streamline
 from .zero_point_quant import ZeroPointQuantToThresholds
 
 __all__ = [
@@ -23,5 +24,8 @@ __all__ = [
     "MoveThresholdsBeforeSplit",
     "ReduceMeanToGlobalAccPool",
     "SlicesToSplit",
+    "TidyOnChangeComposed",
     "ZeroPointQuantToThresholds",
+    "streamline_step",
+    "tidy_on_change_streamline",
 ]

@@ -1,0 +1,144 @@
+"""What a trained model costs in hardware: one FINN estimate build, condensed to a few numbers.
+
+:func:`hardware_cost` builds a run's QONNX export with :func:`qmlp_brevitas.finn.build.run_build`
+at a fixed folding target and keeps the outcome in ``<run>/fpga-<fps>fps/hardware.json``: whether
+every node became a FINN hardware layer (and if not, which node stopped it), whether every
+verified stage matched the export, the estimated frames/s and the resource totals. A second call
+with the same request reads that file instead of building again, so an interrupted ablation
+resumes without rebuilding.
+
+:func:`hardware_column` turns it into an ablation column
+(:data:`qmlp_brevitas.ablation.ColumnHook`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from pathlib import Path
+
+from ..export import EXPECTED_NAME, INPUT_NAME
+from .build import DEFAULT_PART, BuildError, BuildRequest
+
+COST_NAME = "hardware.json"
+_NODE = re.compile(r"node (\S+) \((\w+)\)")
+
+
+def cost_dir(run_dir: str | Path, target_fps: int) -> Path:
+    return Path(run_dir) / f"fpga-{target_fps}fps"
+
+
+def _request_key(target_fps: int, clock_ns: float, part: str) -> dict:
+    return {"target_fps": target_fps, "clock_ns": clock_ns, "part": part}
+
+
+def _write_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def failure_reason(message: str) -> str:
+    """A short form of a build error: the node that did not map, or the failing step."""
+    found = _NODE.search(message)
+    step = message.split(":", 1)[0]
+    if found:
+        return f"{found.group(2)} node {found.group(1)} not mappable ({step})"
+    return message if len(message) <= 120 else message[:117] + "..."
+
+
+def cost_from_summary(summary: dict) -> dict:
+    """The hardware cost of a finished build from its ``summary.json`` contents."""
+    stages = summary["verification"]
+    return {
+        "compiles": True,
+        "layers": len(summary["layers"]),
+        "verified": all(s["ok"] for s in stages.values()),
+        "worst_abs_diff": max((s["max_abs_diff"] for s in stages.values()), default=None),
+        "fps": summary["estimated_fps"],
+        "latency_ms": summary["estimated_latency_ns"] / 1e6,
+        "bottleneck": summary["bottleneck"],
+        **{k: summary["totals"][k] for k in ("LUT", "BRAM_18K", "DSP")},
+        "layers_without_estimate": len(summary["missing_resource_estimates"]),
+        "build_seconds": summary["build_seconds"],
+    }
+
+
+def hardware_cost(
+    run_dir: str | Path,
+    target_fps: int = 1000,
+    clock_ns: float = 5.0,
+    part: str = DEFAULT_PART,
+) -> dict:
+    """The FINN estimate cost of the export in ``run_dir`` (built once, then read back).
+
+    Returns ``compiles`` (every node a FINN hardware layer) and, when it does, ``verified``,
+    ``fps``, ``LUT``, ``BRAM_18K``, ``DSP`` and ``layers_without_estimate``; when it does not,
+    ``reason`` (the node or step that stopped the build). FINN's output goes to the build
+    folder's ``build_console.log``.
+    """
+    from .build import run_build
+
+    run_dir = Path(run_dir)
+    for name in ("model.onnx", INPUT_NAME, EXPECTED_NAME):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{run_dir / name} is missing: the hardware cost needs the run's QONNX export "
+                "(train with --export, or run scripts/export_qonnx.py --run on it)"
+            )
+    out = cost_dir(run_dir, target_fps)
+    key = _request_key(target_fps, clock_ns, part)
+    cached = out / COST_NAME
+    if cached.is_file():
+        saved = json.loads(cached.read_text())
+        if saved.get("request") == key:
+            return saved
+    out.mkdir(parents=True, exist_ok=True)
+    request = BuildRequest(
+        run_dir, out, part=part, clock_ns=clock_ns, target_fps=target_fps, hardware=False
+    )
+    with open(out / "build_console.log", "w") as log, contextlib.redirect_stdout(log):
+        with contextlib.redirect_stderr(log):
+            try:
+                cost = cost_from_summary(run_build(request))
+            except BuildError as err:
+                cost = {"compiles": False, "reason": failure_reason(str(err)), "error": str(err)}
+    cost["request"] = key
+    _write_atomic(cached, cost)
+    return cost
+
+
+LUT_COLUMN = "LUT (layers with estimate)"
+
+
+def cost_columns(cost: dict) -> dict[str, object]:
+    """The table cells of one cost: FINN mapping, frames/s and resource totals.
+
+    FINN gives no LUT estimate for MVAU_rtl (DSP-based) and none at all for some HLS layers, so
+    the LUT total covers thresholds, the sliding window and the other layers that have one.
+    """
+    fps_column = f"fps (target {cost['request']['target_fps']})"
+    if not cost["compiles"]:
+        cells = {"FINN": f"no: {cost['reason']}"}
+        return {**cells, fps_column: "", LUT_COLUMN: "", "DSP": "", "BRAM_18K": ""}
+    verdict = f"yes, {cost['layers']} layers" + ("" if cost["verified"] else ", MISMATCH")
+    return {
+        "FINN": verdict,
+        fps_column: round(cost["fps"]),
+        LUT_COLUMN: round(cost["LUT"]),
+        "DSP": round(cost["DSP"]),
+        "BRAM_18K": round(cost["BRAM_18K"]),
+    }
+
+
+def hardware_column(target_fps: int = 1000, clock_ns: float = 5.0, part: str = DEFAULT_PART):
+    """An ablation column hook: the hardware cost of each quantized row's first seed."""
+
+    def column(result) -> dict[str, object]:
+        cost = hardware_cost(result.run_dirs[0], target_fps, clock_ns, part)
+        return cost_columns(cost)
+
+    column.__name__ = f"hardware_column_{target_fps}fps"
+    return column

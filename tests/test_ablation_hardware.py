@@ -1,0 +1,107 @@
+"""The ablation's hardware columns: a FINN estimate build per quantized row, cached per run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from qmlp_brevitas.ablation import AblationConfig, AblationRow, RowResult, default_columns
+from qmlp_brevitas.export import export_model
+from qmlp_brevitas.finn import cost
+from qmlp_brevitas.models import create_qmlp
+from qmlp_brevitas.train import calibrate
+
+TARGET_FPS = 2000
+
+
+def _export_run(run_dir, **recipe):
+    """A one-block qmlp_mixer_28, calibrated on noise and exported like a trained run."""
+    torch.manual_seed(0)
+    model = create_qmlp("qmlp_mixer_28", w_bits=4, a_bits=4, depth=1, **recipe).eval()
+    calibrate(model, [(torch.randn(8, 1, 28, 28), None) for _ in range(3)], 3)
+    export_model(model, torch.randn(2, 1, 28, 28), run_dir)
+    return run_dir
+
+
+def _row_result(run_dir) -> RowResult:
+    row = AblationRow("qmlp", "qmlp")
+    return RowResult(row, 4, [0], [0.5], [{"model_size_mb": 0.1}], [run_dir])
+
+
+def test_failure_reason_names_the_node():
+    message = (
+        "step_qmlp_convert_to_hw: node Erf_0 (Erf) cannot be mapped to a FINN hardware layer: "
+        "it has a float input (FLOAT32)"
+    )
+    assert cost.failure_reason(message) == "Erf node Erf_0 not mappable (step_qmlp_convert_to_hw)"
+    assert cost.failure_reason("FINN build failed in step_x: boom") == (
+        "FINN build failed in step_x: boom"
+    )
+    assert len(cost.failure_reason("x" * 500)) == 120
+
+
+def test_columns_of_a_mapped_and_an_unmapped_row():
+    request = {"target_fps": 1000, "clock_ns": 5.0, "part": "p"}
+    mapped = {
+        "compiles": True,
+        "layers": 12,
+        "verified": True,
+        "fps": 1525.9,
+        "LUT": 100.4,
+        "DSP": 3.0,
+        "BRAM_18K": 2.0,
+        "request": request,
+    }
+    cells = cost.cost_columns(mapped)
+    assert cells["FINN"] == "yes, 12 layers"
+    assert cells["fps (target 1000)"] == 1526 and cells[cost.LUT_COLUMN] == 100
+    assert cost.cost_columns({**mapped, "verified": False})["FINN"] == "yes, 12 layers, MISMATCH"
+    unmapped = cost.cost_columns({"compiles": False, "reason": "Erf node", "request": request})
+    assert unmapped["FINN"] == "no: Erf node"
+    assert set(unmapped) == set(cells) and unmapped["DSP"] == ""
+
+
+def test_missing_export_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"model.onnx is missing.*--export"):
+        cost.hardware_cost(tmp_path)
+
+
+def test_hardware_option_turns_on_export_and_adds_the_column():
+    cfg = AblationConfig(hardware_fps=500)
+    assert cfg.export and len(default_columns(cfg)) == 2
+    assert len(default_columns(AblationConfig())) == 1
+    with pytest.raises(ValueError, match="positive"):
+        AblationConfig(hardware_fps=0)
+
+
+@pytest.mark.slow
+def test_qmlp_row_compiles_and_its_cost_is_cached(tmp_path, monkeypatch):
+    run = _export_run(tmp_path / "run")
+    column = cost.hardware_column(TARGET_FPS)
+    cells = column(_row_result(run))
+    saved = json.loads((cost.cost_dir(run, TARGET_FPS) / cost.COST_NAME).read_text())
+    summary = json.loads((cost.cost_dir(run, TARGET_FPS) / "summary.json").read_text())
+    assert saved["compiles"] and saved["verified"]
+    assert cells["FINN"] == f"yes, {len(summary['layers'])} layers"
+    assert cells[f"fps (target {TARGET_FPS})"] == round(summary["estimated_fps"]) >= TARGET_FPS
+    assert cells["DSP"] == round(summary["totals"]["DSP"])
+    assert cells[cost.LUT_COLUMN] == round(summary["totals"]["LUT"]) > 0
+
+    def no_build(_request):
+        raise AssertionError("the cached cost must be read back, not built again")
+
+    monkeypatch.setattr("qmlp_brevitas.finn.build.run_build", no_build)
+    assert column(_row_result(run)) == cells
+    with pytest.raises(AssertionError, match="read back"):  # another target is a new build
+        cost.hardware_cost(run, target_fps=TARGET_FPS // 2)
+
+
+@pytest.mark.slow
+def test_gelu_row_does_not_compile_and_says_which_node(tmp_path):
+    run = _export_run(tmp_path / "run", act="gelu")
+    result = cost.hardware_cost(run, TARGET_FPS)
+    assert not result["compiles"]
+    assert "not mappable" in result["reason"] or "failed" in result["reason"]
+    assert cost.cost_columns(result)["FINN"].startswith("no: ")
