@@ -32,12 +32,12 @@ def _row_result(run_dir) -> RowResult:
 
 def test_failure_reason_names_the_node():
     message = (
-        "step_qmlp_convert_to_hw: node Erf_0 (Erf) cannot be mapped to a FINN hardware layer: "
-        "it has a float input (FLOAT32)"
+        "FINN build failed in step_qmlp_convert_to_hw: node Erf_0 (Erf) cannot be mapped to a "
+        "FINN hardware layer: it has a float input (FLOAT32)"
     )
     assert cost.failure_reason(message) == "Erf node Erf_0 not mappable (step_qmlp_convert_to_hw)"
-    assert cost.failure_reason("FINN build failed in step_x: boom") == (
-        "FINN build failed in step_x: boom"
+    assert cost.failure_reason("boom", "stage streamlined (2.85) did not match the export") == (
+        "boom; before that, stage streamlined (2.85) did not match the export"
     )
     assert len(cost.failure_reason("x" * 500)) == 120
 
@@ -58,8 +58,9 @@ def test_columns_of_a_mapped_and_an_unmapped_row():
     assert cells["FINN"] == "yes, 12 layers"
     assert cells["fps (target 1000)"] == 1526 and cells[cost.LUT_COLUMN] == 100
     assert cost.cost_columns({**mapped, "verified": False})["FINN"] == "yes, 12 layers, MISMATCH"
-    unmapped = cost.cost_columns({"compiles": False, "reason": "Erf node", "request": request})
-    assert unmapped["FINN"] == "no: Erf node"
+    failed = {"compiles": False, "error": "node E (Erf) cannot be mapped", "request": request}
+    unmapped = cost.cost_columns(failed)
+    assert unmapped["FINN"] == "no: Erf node E not mappable"
     assert set(unmapped) == set(cells) and unmapped["DSP"] == ""
 
 

@@ -147,6 +147,28 @@ def test_move_linear_past_reduce_mean():
     assert_same(before, after, RNG.normal(size=(1, 5, 6)).astype(np.float32))
 
 
+def test_threshold_bias_stays_until_streamlining_absorbs_it():
+    """A signed-typed MultiThreshold counts from 0 until its bias Add is absorbed: that Add must
+    not move behind the mean, or the integer stream keeps a wrong (signed) type."""
+    thresholds = np.sort(RNG.normal(size=(1, 255)), axis=1)
+    nodes = [
+        _mt("x", "q", "thr", "mt", out_dtype="INT8"),
+        helper.make_node("Add", ["q", "b"], ["a"], name="bias"),
+        helper.make_node("Mul", ["a", "s"], ["m"], name="scale"),
+        helper.make_node("ReduceMean", ["m"], ["y"], axes=[1], keepdims=0),
+    ]
+    inits = {"thr": thresholds, "b": [-128.0], "s": [0.05]}
+    before = make_model(nodes, [1, 5, 6], [1, 6], inits)
+    after = before.transform(MoveLinearPastReduceMean())
+    assert op_types(after) == ["MultiThreshold", "Add", "ReduceMean", "Mul"]
+    assert_same(before, after, RNG.normal(size=(1, 5, 6)).astype(np.float32))
+    # With the bias absorbed (out_bias set) the type is true, and the Add in front of the mean
+    # (now another constant) moves as before.
+    absorbed = [_mt("x", "q", "thr", "mt", out_dtype="INT8", out_bias=-128.0), *nodes[1:]]
+    moved = make_model(absorbed, [1, 5, 6], [1, 6], inits).transform(MoveLinearPastReduceMean())
+    assert op_types(moved) == ["MultiThreshold", "ReduceMean", "Add", "Mul"]
+
+
 def _mt(inp, out, thr, name, **attrs):
     return helper.make_node(
         "MultiThreshold", [inp, thr], [out], domain="qonnx.custom_op.general", name=name, **attrs

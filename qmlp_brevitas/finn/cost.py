@@ -24,6 +24,7 @@ from .build import DEFAULT_PART, BuildError, BuildRequest
 
 COST_NAME = "hardware.json"
 _NODE = re.compile(r"node (\S+) \((\w+)\)")
+_STEP = re.compile(r"\b(step_\w+)")
 
 
 def cost_dir(run_dir: str | Path, target_fps: int) -> Path:
@@ -40,13 +41,24 @@ def _write_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def failure_reason(message: str) -> str:
-    """A short form of a build error: the node that did not map, or the failing step."""
-    found = _NODE.search(message)
-    step = message.split(":", 1)[0]
-    if found:
-        return f"{found.group(2)} node {found.group(1)} not mappable ({step})"
-    return message if len(message) <= 120 else message[:117] + "..."
+def failure_reason(message: str, mismatch: str = "") -> str:
+    """A short form of a build error: the node that did not map, or the failing step; with the
+    verified stages that did not match, if any."""
+    node, step = _NODE.search(message), _STEP.search(message)
+    if node:
+        reason = f"{node.group(2)} node {node.group(1)} not mappable"
+        reason += f" ({step.group(1)})" if step else ""
+    else:
+        reason = message if len(message) <= 120 else message[:117] + "..."
+    return f"{reason}; before that, {mismatch}" if mismatch else reason
+
+
+def _mismatched_stages(out_dir: Path) -> str:
+    """The verified stages of a build that did not match the export, as text ('' if none)."""
+    path = out_dir / "report" / "verification.json"
+    stages = json.loads(path.read_text()) if path.is_file() else {}
+    bad = [f"{k} ({v['max_abs_diff']:.3g})" for k, v in stages.items() if not v["ok"]]
+    return "stage " + ", ".join(bad) + " did not match the export" if bad else ""
 
 
 def cost_from_summary(summary: dict) -> dict:
@@ -104,7 +116,13 @@ def hardware_cost(
             try:
                 cost = cost_from_summary(run_build(request))
             except BuildError as err:
-                cost = {"compiles": False, "reason": failure_reason(str(err)), "error": str(err)}
+                mismatch = _mismatched_stages(out)
+                cost = {
+                    "compiles": False,
+                    "reason": failure_reason(str(err), mismatch),
+                    "error": str(err),
+                    "mismatch": mismatch,
+                }
     cost["request"] = key
     _write_atomic(cached, cost)
     return cost
@@ -121,7 +139,8 @@ def cost_columns(cost: dict) -> dict[str, object]:
     """
     fps_column = f"fps (target {cost['request']['target_fps']})"
     if not cost["compiles"]:
-        cells = {"FINN": f"no: {cost['reason']}"}
+        reason = failure_reason(cost["error"], cost.get("mismatch", ""))
+        cells = {"FINN": f"no: {reason}"}
         return {**cells, fps_column: "", LUT_COLUMN: "", "DSP": "", "BRAM_18K": ""}
     verdict = f"yes, {cost['layers']} layers" + ("" if cost["verified"] else ", MISMATCH")
     return {
