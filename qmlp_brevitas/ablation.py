@@ -98,6 +98,7 @@ class AblationConfig:
     data_dir: str = "data"
     export: bool = False
     hardware_fps: int | None = None  # FINN cost columns at this folding target (needs export)
+    hardware_bits: tuple[int, ...] | None = None  # bit widths that get them (default: all)
     out: str = "runs/ablation"
 
     def __post_init__(self):
@@ -106,6 +107,11 @@ class AblationConfig:
             if self.hardware_fps <= 0:
                 raise ValueError(f"--hardware target must be positive, got {self.hardware_fps}")
             self.export = True  # the FINN build starts from the run's QONNX export
+        if self.hardware_bits is not None:
+            self.hardware_bits = tuple(self.hardware_bits)
+            unknown = sorted(set(self.hardware_bits) - set(self.bits))
+            if unknown:
+                raise ValueError(f"--hardware-bits {unknown} are not among --bits {self.bits}")
         if self.model not in SMALL_VARIANTS and self.model not in PAPER_VARIANTS:
             known = ", ".join(sorted(SMALL_VARIANTS))
             raise ValueError(f"unknown model {self.model!r}; choose one of {known}")
@@ -193,7 +199,13 @@ def default_columns(cfg: AblationConfig) -> list[ColumnHook]:
         return [size_column]
     from .finn.cost import hardware_column
 
-    return [size_column, hardware_column(cfg.hardware_fps)]
+    build = hardware_column(cfg.hardware_fps)
+    wanted = cfg.hardware_bits or cfg.bits
+
+    def hardware(result: RowResult) -> Mapping[str, object]:
+        return build(result) if result.bits in wanted else {}
+
+    return [size_column, hardware]
 
 
 def effective_settings(cfg: AblationConfig, row: AblationRow, bits: int | None) -> dict:
@@ -614,6 +626,12 @@ def build_parser():
         "build of each quantized row's first seed at this folding target (default 1000 "
         "frames/s, 200 MHz, xczu7ev); implies --export",
     )
+    p.add_argument(
+        "--hardware-bits",
+        type=int,
+        nargs="+",
+        help="bit widths that get the FINN cost columns (default: all of --bits)",
+    )
     p.add_argument("--out", default="runs/ablation", help="folder of all run folders and reports")
     p.add_argument(
         "--quick",
@@ -644,6 +662,7 @@ def config_from_args(args) -> AblationConfig:
         data_dir=args.data_dir,
         export=args.export,
         hardware_fps=args.hardware,
+        hardware_bits=tuple(args.hardware_bits) if args.hardware_bits else None,
         out=args.out,
     )
     if args.quick:

@@ -75,6 +75,11 @@ def test_hardware_option_turns_on_export_and_adds_the_column():
     assert len(default_columns(AblationConfig())) == 1
     with pytest.raises(ValueError, match="positive"):
         AblationConfig(hardware_fps=0)
+    with pytest.raises(ValueError, match=r"--hardware-bits \[2\] are not among"):
+        AblationConfig(hardware_fps=500, hardware_bits=(2,))
+    # Rows at a bit width without hardware columns get no cells (and no build).
+    only_w8 = AblationConfig(bits=(8, 4), hardware_fps=500, hardware_bits=(8,))
+    assert default_columns(only_w8)[1](_row_result("unused")) == {}
 
 
 @pytest.mark.slow
