@@ -169,6 +169,30 @@ def test_threshold_bias_stays_until_streamlining_absorbs_it():
     assert op_types(moved) == ["MultiThreshold", "ReduceMean", "Add", "Mul"]
 
 
+def test_threshold_bias_stays_in_front_of_a_split():
+    thresholds = np.sort(RNG.normal(size=(1, 255)), axis=1)
+    nodes = [
+        _mt("x", "q", "thr", "mt", out_dtype="INT8"),
+        helper.make_node("Add", ["q", "b"], ["a"], name="bias"),
+        helper.make_node("Split", ["a", "sizes"], ["y", "z"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 3, 4]),
+        ],
+    )
+    model = ModelWrapper(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    model.set_initializer("thr", thresholds.astype(np.float32))
+    model.set_initializer("b", np.asarray([-128.0], dtype=np.float32))
+    model.set_initializer("sizes", np.asarray([4, 4], dtype=np.int64))
+    after = model.transform(InferShapes()).transform(MoveChannelwiseLinearPastSplit())
+    assert op_types(after) == ["MultiThreshold", "Add", "Split"]
+
+
 def _mt(inp, out, thr, name, **attrs):
     return helper.make_node(
         "MultiThreshold", [inp, thr], [out], domain="qonnx.custom_op.general", name=name, **attrs

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 
-from ..export import EXPECTED_NAME, INPUT_NAME
+from ..export import EXPECTED_NAME, INPUT_NAME, write_json
 from .build import DEFAULT_PART, BuildError, BuildRequest
 
 COST_NAME = "hardware.json"
@@ -33,12 +32,6 @@ def cost_dir(run_dir: str | Path, target_fps: int) -> Path:
 
 def _request_key(target_fps: int, clock_ns: float, part: str) -> dict:
     return {"target_fps": target_fps, "clock_ns": clock_ns, "part": part}
-
-
-def _write_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def failure_reason(message: str, mismatch: str = "") -> str:
@@ -55,8 +48,9 @@ def failure_reason(message: str, mismatch: str = "") -> str:
 
 def _mismatched_stages(out_dir: Path) -> str:
     """The verified stages of a build that did not match the export, as text ('' if none)."""
-    path = out_dir / "report" / "verification.json"
-    stages = json.loads(path.read_text()) if path.is_file() else {}
+    from .steps import read_verification  # FINN is set up once a build has run
+
+    stages = read_verification(out_dir)
     bad = [f"{k} ({v['max_abs_diff']:.3g})" for k, v in stages.items() if not v["ok"]]
     return "stage " + ", ".join(bad) + " did not match the export" if bad else ""
 
@@ -124,7 +118,7 @@ def hardware_cost(
                     "mismatch": mismatch,
                 }
     cost["request"] = key
-    _write_atomic(cached, cost)
+    write_json(cached, cost)
     return cost
 
 

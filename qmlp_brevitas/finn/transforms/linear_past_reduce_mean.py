@@ -5,19 +5,15 @@ The Q-MLP head averages the tokens of the final (dequantized) features. The mean
 ``MoveScalarLinearPastInvariants`` does not cover ``ReduceMean``; moving the dequantization
 behind it leaves an integer mean whose scale streamlining folds into the next thresholds.
 
-One ``Add`` stays: the bias right behind a ``MultiThreshold`` that FINN's QONNX conversion made
-for a signed quantizer. That ``MultiThreshold`` counts from 0 but is annotated with the signed
-output type (``INT8`` for counts 0..255) until streamlining absorbs the bias into its
-``out_bias``; moved away, the bias would leave a wrongly typed integer stream, and the token sum
-behind it (``GlobalAccPool``) would get too narrow a type.
+The bias right behind a signed quantizer's ``MultiThreshold`` stays until streamlining absorbs
+it (see :func:`._patterns.pending_threshold_bias`); moved, it would leave an integer stream typed
+``INT8`` that counts 0..255, and the token sum behind it (``GlobalAccPool``) too narrow a type.
 """
 
 from __future__ import annotations
 
 from onnx import helper
-from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
@@ -41,16 +37,6 @@ def reduce_axes(model: ModelWrapper, node) -> list[int] | None:
     return sorted(a % rank for a in axes)
 
 
-def pending_threshold_bias(model: ModelWrapper, node) -> bool:
-    """Whether ``node`` is an ``Add`` behind a signed-typed ``MultiThreshold`` without out_bias."""
-    producer = model.find_producer(node.input[0])
-    if node.op_type != "Add" or producer is None or producer.op_type != "MultiThreshold":
-        return False
-    inst = getCustomOp(producer)
-    signed = DataType[inst.get_nodeattr("out_dtype")].signed()
-    return signed and float(inst.get_nodeattr("out_bias")) == 0.0
-
-
 class MoveLinearPastReduceMean(Transformation):
     """Move ``Mul``/``Add`` by a constant that does not vary over the reduced axes."""
 
@@ -63,8 +49,6 @@ class MoveLinearPastReduceMean(Transformation):
             if axes is None or (
                 per_channel and (rank - 1 in axes or param.size != param.shape[-1])
             ):
-                continue
-            if pending_threshold_bias(model, node):
                 continue
             param_name = model.make_new_valueinfo_name()
             model.set_initializer(param_name, param.reshape(-1) if per_channel else param)

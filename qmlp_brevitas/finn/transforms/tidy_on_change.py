@@ -14,8 +14,6 @@ tests compare it with FINN's on a Q-MLP block). :func:`streamline_step` is FINN'
 
 from __future__ import annotations
 
-import copy
-
 from finn.transformation.streamline.absorb import (
     Absorb1BitMulIntoConv,
     Absorb1BitMulIntoMatMul,
@@ -115,7 +113,7 @@ class TidyOnChangeComposed(Transformation):
         self.transformations = list(transformations)
 
     def apply(self, model):
-        model = tidy_up(copy.deepcopy(model))
+        model = tidy_up(model)  # model.transform hands apply a copy already
         modified = False
         for transformation in self.transformations:
             changed = False
