@@ -3,7 +3,10 @@
 Fashion-MNIST is read through torchvision's dataset class from ``<data-dir>/FashionMNIST/raw``;
 when that folder is empty, the IDX files of the Debian package ``dataset-fashion-mnist``
 (``/usr/share/datasets/fashion-mnist``) are unpacked into it. Nothing is downloaded unless the
-caller asks for it (``download=True``).
+caller asks for it (``download=True``). Its 70,000 images stay in memory as one uint8 tensor
+(:class:`InMemoryImages`) and are normalised a batch at a time, with the same values as
+torchvision's ``ToTensor`` + ``Normalize``: a training epoch then spends well under a second
+on data instead of ten (per-image PIL transforms).
 """
 
 from __future__ import annotations
@@ -77,11 +80,46 @@ def _normalize(info: DataInfo) -> transforms.Normalize:
     return transforms.Normalize(info.mean, info.std)
 
 
+class InMemoryImages(Dataset):
+    """Images held as one uint8 tensor ``(N, C, H, W)``, normalised when read.
+
+    ``x / 255`` then ``(x - mean) / std`` per channel: torchvision's ``ToTensor`` and
+    ``Normalize``, operation for operation. ``__getitems__`` serves a whole batch with one
+    gather (the data loader uses it when present).
+    """
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, classes, info: DataInfo):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype}, {images.ndim}-D"
+            )
+        self.images, self.targets, self.classes = images, targets.long(), list(classes)
+        shape = (1, len(info.mean), 1, 1)
+        self.mean = torch.tensor(info.mean).view(shape)
+        self.std = torch.tensor(info.std).view(shape)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().div(255).sub_(self.mean).div_(self.std)
+
+    def __getitem__(self, index: int):
+        return self._normalize(self.images[index : index + 1])[0], int(self.targets[index])
+
+    def __getitems__(self, indices) -> list:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self._normalize(self.images[idx])
+        return list(zip(x.unbind(0), self.targets[idx].tolist(), strict=True))
+
+
 def fashion_mnist(root: Path, train: bool, download: bool = False) -> Dataset:
     prepare_fashion_mnist(root)
-    tf = transforms.Compose([transforms.ToTensor(), _normalize(DATA_INFO["fashion_mnist"])])
     try:
-        return datasets.FashionMNIST(str(root), train=train, transform=tf, download=download)
+        raw = datasets.FashionMNIST(str(root), train=train, download=download)
+        return InMemoryImages(
+            raw.data.unsqueeze(1), raw.targets, raw.classes, DATA_INFO["fashion_mnist"]
+        )
     except RuntimeError as err:
         raise DatasetNotFoundError(
             f"Fashion-MNIST not found under {Path(root) / 'FashionMNIST' / 'raw'}. Install it with "

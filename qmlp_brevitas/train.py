@@ -11,6 +11,11 @@ process), loss and accuracy are summed over the processes, and only rank 0 write
 process calibrates on the same global batches (``batch_size`` x processes), so the quantizers
 start identical everywhere. On CUDA the forward pass runs under autocast (bf16, else fp16 with
 a gradient scaler) unless ``amp`` is off; on the CPU nothing changes.
+
+Training and evaluation run the quantizers through the fast path of :mod:`qmlp_brevitas.fast_qat`
+(``fast``, on by default: same outputs, same gradients up to float rounding); calibration and
+export use Brevitas' own forward. ``random_crop`` and ``hflip`` augment the Fashion-MNIST
+training batches (:mod:`qmlp_brevitas.augment`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from .augment import BatchAugment
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATA_INFO, build_dataset, make_loader, num_classes_of, subset
 from .distributed import DistContext, all_reduce_sum, barrier, distributed_context, shard
 from .export import export_model, first_examples, write_json
+from .fast_qat import fast_quant
 from .models import PAPER_VARIANTS, SMALL_VARIANTS, create_qmlp, model_size_mb
 from .plots import plot_history
 from .recipe import QuantRecipe, make_recipe
@@ -43,7 +50,10 @@ from .timm_init import describe, load_init
 
 CHECKPOINT = "checkpoint.pt"
 # Settings that may differ between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export", "amp"}
+RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export", "amp", "fast"}
+# Datasets whose training batches the batch augmentation (random_crop, hflip) applies to; the
+# others have their own pipelines (CIFAR-10: crop and flip per image; folders: timm's).
+BATCH_AUGMENT_DATA = ("fashion_mnist",)
 
 
 @dataclass
@@ -80,6 +90,10 @@ class TrainConfig:
     interpolation: str = "bicubic"
     normalization: str = "imagenet"  # "inception" (0.5/0.5) for timm's Mixer-B/16 weights
     amp: bool = True  # mixed precision, used only on CUDA
+    fast: bool = True  # QAT fast path (qmlp_brevitas.fast_qat); False: Brevitas' eager forward
+    # Batch augmentation of Fashion-MNIST training images (qmlp_brevitas.augment).
+    random_crop: int = 0  # padding in pixels of a random crop (0: off)
+    hflip: bool = False  # random horizontal flip
 
     def resolved_recipe(self) -> QuantRecipe:
         return make_recipe(self.preset, w_bits=self.w_bits, a_bits=self.a_bits, **self.recipe)
@@ -99,6 +113,15 @@ class TrainConfig:
             raise ValueError("mixup and cutmix must be >= 0 and re_prob in [0, 1]")
         if (self.mixup or self.cutmix) and self.data != "imagenet":
             raise ValueError("mixup/cutmix are for ImageNet-style folders (--data imagenet)")
+        if isinstance(self.random_crop, bool) or not isinstance(self.random_crop, int):
+            raise ValueError(f"random_crop must be an integer >= 0, got {self.random_crop!r}")
+        if self.random_crop < 0:
+            raise ValueError(f"random_crop must be >= 0, got {self.random_crop}")
+        if (self.random_crop or self.hflip) and self.data not in BATCH_AUGMENT_DATA:
+            raise ValueError(
+                f"--random-crop/--hflip augment {', '.join(BATCH_AUGMENT_DATA)} batches; "
+                f"{self.data} has its own augmentation pipeline"
+            )
         self.resolved_recipe()  # validates bit widths and technique settings early
 
     def to_dict(self) -> dict:
@@ -186,19 +209,36 @@ def _lr_lambda(total_steps: int, warmup_steps: int):
     return fn
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
-    """AdamW (no weight decay on biases, norms and quantizer parameters) and a warm-up + cosine
-    schedule stepped per batch."""
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices only: not on biases, norms and quantizer parameters."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or "quant" in name else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0},
-        ],
-        lr=cfg.lr,
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0},
+    ]
+
+
+def adamw(groups: list[dict], lr: float) -> torch.optim.AdamW:
+    """AdamW, as torch's fused kernel where every parameter allows it (float, CPU or CUDA).
+
+    The fused step updates all parameters in one call; the default loops over them in Python,
+    which costs as much as a tenth of a small model's training step (a Q-MLP model has a scale
+    and zero-point parameter per quantizer).
+    """
+    params = [p for g in groups for p in g["params"]]
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+        for p in params
     )
+    return torch.optim.AdamW(groups, lr=lr, fused=fused)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
+    """AdamW (:func:`param_groups`, :func:`adamw`) and a warm-up + cosine schedule stepped per
+    batch."""
+    optimizer = adamw(param_groups(model, cfg.weight_decay), cfg.lr)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(total_steps, max(1, int(cfg.warmup_fraction * total_steps)))
@@ -209,9 +249,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
 class _Step:
     """One optimisation step: mixup, autocast on CUDA, backward (scaled for fp16), update."""
 
-    def __init__(self, net, optimizer, scheduler, criterion, mixup, device, amp: bool):
+    def __init__(self, net, optimizer, scheduler, criterion, mixup, device, amp: bool, augment):
         self.net, self.optimizer, self.scheduler = net, optimizer, scheduler
         self.criterion, self.mixup, self.device = criterion, mixup, device
+        self.augment = augment
         cuda = amp and device.type == "cuda"
         self.dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
         self.autocast = cuda
@@ -219,6 +260,8 @@ class _Step:
 
     def __call__(self, x, y) -> torch.Tensor:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.augment is not None:
+            x = self.augment(x)
         if self.mixup is not None:
             x, y = self.mixup(x, y)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast):
@@ -293,6 +336,14 @@ def _datasets(cfg: TrainConfig):
         cfg.seed,
     )
     return train_set, test_set
+
+
+def _augment(cfg: TrainConfig) -> BatchAugment | None:
+    if not (cfg.random_crop or cfg.hflip):
+        return None
+    info = DATA_INFO[cfg.data]
+    fill = tuple(-m / s for m, s in zip(info.mean, info.std, strict=True))  # black, normalised
+    return BatchAugment(cfg.random_crop, cfg.hflip, fill, seed=cfg.seed)
 
 
 def _mixup(cfg: TrainConfig, num_classes: int) -> Mixup | None:
@@ -392,51 +443,58 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         # Wrapping broadcasts rank 0's parameters and buffers to every process.
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         net = DistributedDataParallel(model, device_ids=device_ids)
-    step = _Step(net, optimizer, scheduler, criterion, mixup, ctx.device, cfg.amp)
+    augment = _augment(cfg)
+    step = _Step(net, optimizer, scheduler, criterion, mixup, ctx.device, cfg.amp, augment)
 
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.time()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        loader = make_loader(
-            train_set,
-            cfg.batch_size,
-            train=True,
-            seed=cfg.seed + epoch,
-            workers=cfg.workers,
-            sampler=sampler,
-            drop_last=mixup is not None,
-        )
-        loss_sum, seen = all_reduce_sum(
-            _train_epoch(step, loader, f"epoch {epoch + 1}/{cfg.epochs}", ctx), ctx
-        )
-        loss = loss_sum / max(seen, 1)
-        train_seconds += time.time() - t0
-        acc = _evaluate_all(model, test_loader, ctx)
-        best = max(best, acc)
-        history.append(
-            {"epoch": epoch + 1, "train_loss": loss, "test_acc": acc, "seconds": time.time() - t0}
-        )
-        if ctx.is_main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "config": cfg.to_dict(),
-                    "recipe": recipe.to_dict(),
-                    "history": history,
-                    "best_test_acc": best,
-                    "train_seconds": train_seconds,
-                },
+    # Calibration (above) and export (below) run Brevitas' own forward; training and evaluation
+    # the fast path.
+    with fast_quant(model, enabled=cfg.fast and recipe.quantized):
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.time()
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            if augment is not None:
+                augment.set_epoch(epoch, ctx.rank)
+            loader = make_loader(
+                train_set,
+                cfg.batch_size,
+                train=True,
+                seed=cfg.seed + epoch,
+                workers=cfg.workers,
+                sampler=sampler,
+                drop_last=mixup is not None,
             )
-            write_json(out / "history.json", history)
-        log(
-            f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test acc {acc:.4f} "
-            f"({time.time() - t0:.0f} s)"
-        )
+            loss_sum, seen = all_reduce_sum(
+                _train_epoch(step, loader, f"epoch {epoch + 1}/{cfg.epochs}", ctx), ctx
+            )
+            loss = loss_sum / max(seen, 1)
+            train_seconds += time.time() - t0
+            acc = _evaluate_all(model, test_loader, ctx)
+            best = max(best, acc)
+            seconds = time.time() - t0
+            history.append(
+                {"epoch": epoch + 1, "train_loss": loss, "test_acc": acc, "seconds": seconds}
+            )
+            if ctx.is_main:
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        "epoch": epoch + 1,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "config": cfg.to_dict(),
+                        "recipe": recipe.to_dict(),
+                        "history": history,
+                        "best_test_acc": best,
+                        "train_seconds": train_seconds,
+                    },
+                )
+                write_json(out / "history.json", history)
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test acc {acc:.4f} "
+                f"({time.time() - t0:.0f} s)"
+            )
 
     test_acc = history[-1]["test_acc"] if history else _evaluate_all(model, test_loader, ctx)
     metrics = {

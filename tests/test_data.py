@@ -84,3 +84,25 @@ def test_image_folder(tmp_path):
 def test_missing_image_folder_is_explained(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="must hold train/ and val/"):
         build_dataset("imagenet", tmp_path, train=True)
+
+
+def test_fashion_mnist_in_memory_equals_torchvision_transforms(fmnist_dir):
+    from torchvision import datasets, transforms
+
+    from qmlp_brevitas.data import DATA_INFO, InMemoryImages, make_loader
+
+    info = DATA_INFO["fashion_mnist"]
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(info.mean, info.std)])
+    reference = datasets.FashionMNIST(str(fmnist_dir), train=False, transform=tf)
+    test = build_dataset("fashion_mnist", fmnist_dir, train=False)
+    assert isinstance(test, InMemoryImages) and test.classes == reference.classes
+    for i in (0, 1, 4321, 9999):
+        x, y = test[i]
+        assert torch.equal(x, reference[i][0]) and y == reference[i][1]
+    part = subset(test, 300, seed=1)
+    x, y = next(iter(make_loader(part, 64, train=False)))  # batches through __getitems__
+    assert x.shape == (64, 1, 28, 28) and y.dtype == torch.long
+    assert (
+        torch.equal(x[5], reference[part.indices[5]][0])
+        and y[5] == reference.targets[part.indices[5]]
+    )

@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--download", action="store_true", help="let torchvision download the data")
     d.add_argument("--train-limit", type=int, help="use only this many training images")
     d.add_argument("--test-limit", type=int, help="use only this many test images")
+    d.add_argument(
+        "--random-crop",
+        type=int,
+        default=TrainConfig.random_crop,
+        metavar="PIXELS",
+        help="Fashion-MNIST training batches: random crop after padding by PIXELS (0: off)",
+    )
+    d.add_argument(
+        "--hflip",
+        action=argparse.BooleanOptionalAction,
+        default=TrainConfig.hflip,
+        help="Fashion-MNIST training batches: random horizontal flip",
+    )
     i = p.add_argument_group("ImageNet-style folders (timm's data pipeline)")
     i.add_argument("--mixup", type=float, default=TrainConfig.mixup, help="Mixup alpha (0: off)")
     i.add_argument("--cutmix", type=float, default=TrainConfig.cutmix, help="CutMix alpha (0: off)")
@@ -82,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "timm model saved on local disk (resmlp_24_224, mixer_b16_224; .pt/.pth/.safetensors)",
     )
     o.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    o.add_argument(
+        "--fast",
+        action=argparse.BooleanOptionalAction,
+        default=TrainConfig.fast,
+        help="QAT fast path (same outputs and gradients as Brevitas' eager forward, about twice "
+        "as fast); --no-fast trains on Brevitas' own forward",
+    )
     o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     o.add_argument(
         "--threads",
@@ -134,6 +154,9 @@ def config_from_args(args) -> TrainConfig:
         interpolation=args.interpolation,
         normalization=args.normalization,
         amp=not args.no_amp,
+        fast=args.fast,
+        random_crop=args.random_crop,
+        hflip=args.hflip,
     )
 
 

@@ -1,0 +1,62 @@
+"""Step-time benchmark: float vs QAT, eager vs fast path, JSON output and device choice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from qmlp_brevitas import bench
+from qmlp_brevitas.cli.common import run_main
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("bench_step", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_times_every_mode_and_reports_the_ratios():
+    result = bench.compare("qmlp_mixer_28", batch_size=8, steps=2, warmup=1)
+    for mode in bench.MODES:
+        assert len(result["step_times_s"][mode]) == 2
+        assert all(t > 0 for t in result["step_times_s"][mode])
+    assert result["ratio"] == pytest.approx(result["qat_s"] / result["float_s"])
+    assert result["ratio_eager"] == pytest.approx(result["qat_eager_s"] / result["float_s"])
+    assert result["fast_speedup"] == pytest.approx(result["qat_eager_s"] / result["qat_s"])
+    assert result["device"] == "cpu" and result["fast_layers"] == 62 and not result["eager_layers"]
+    assert {"float_cpu_s", "qat_cpu_s", "ratio_cpu", "load_average_before"} <= set(result)
+    assert "median of 2 rounds" in "\n".join(bench.compare_lines(result))
+
+
+def test_script_writes_the_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--model", "qmlp_mixer_28", "--batch-size", "8", "--steps", "1", "--warmup", "0"]
+    assert run_main(_script().main, [*argv, "--compare", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert {"float_s", "qat_s", "ratio", "qat_eager_s", "ratio_eager"} <= set(data)
+    assert "QAT, fast path" in capsys.readouterr().out
+    assert run_main(_script().main, [*argv, "--no-fast", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["median_s"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_cuda_is_one_clear_line(capsys):
+    argv = ["--model", "qmlp_mixer_28", "--device", "cuda", "--compare"]
+    assert run_main(_script().main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "CUDA is not available" in err
+
+
+def test_device_names_are_checked():
+    assert bench.pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(bench.DeviceError, match="unknown device 'gpu0'"):
+        bench.pick_device("gpu0")
+    with pytest.raises(bench.DeviceError, match="not supported"):
+        bench.pick_device("meta")
