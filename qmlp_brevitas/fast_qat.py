@@ -80,10 +80,18 @@ def _flat(t: Tensor) -> Tensor:
     return t.as_strided((t.numel(),), (1,), t.storage_offset())
 
 
+def _accumulate_dtype(t: Tensor) -> torch.dtype:
+    """float32 for 16-bit floats (autocast activations), else the tensor's own dtype."""
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+
+
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     """``sum(a * b)`` in one pass: over memory when both share a dense layout (transposed
     activations do), else after copying to contiguous (an elementwise product of two layouts
-    costs several times more)."""
+    costs several times more). 16-bit inputs are summed in float32: their scale gradient is a
+    small difference of two large sums."""
+    dtype = torch.promote_types(_accumulate_dtype(a), _accumulate_dtype(b))
+    a, b = a.to(dtype), b.to(dtype)
     if a.stride() == b.stride() and _dense(a):
         return torch.dot(_flat(a), _flat(b))
     return torch.dot(a.contiguous().view(-1), b.contiguous().view(-1))
@@ -123,7 +131,8 @@ def _quantize_grads(ctx, grad, x, r, out, scale, zero_point, need_scale: bool, n
             grad_scale = ((grad * out - grad_x * x) / scale).sum_to_size(scale.shape)
     if ctx.has_zp and need_zp:
         if scale.numel() == 1 and zero_point.numel() == 1:
-            diff = grad_x.sum() - grad.sum()
+            dtype = _accumulate_dtype(grad)
+            diff = grad_x.sum(dtype=dtype) - grad.sum(dtype=dtype)
             grad_zero_point = (diff * scale.reshape(())).reshape(zero_point.shape)
         else:
             grad_zero_point = ((grad_x - grad) * scale).sum_to_size(zero_point.shape)

@@ -160,3 +160,32 @@ def test_dot_follows_the_memory_layout():
     torch.testing.assert_close(fast_qat._dot(a, b), (a * b).sum())
     torch.testing.assert_close(fast_qat._dot(a, c), (a * c).sum())
     assert fast_qat._dense(a) and not fast_qat._dense(torch.randn(4, 6)[:, :3])
+
+
+def test_bf16_autocast_gives_brevitas_outputs():
+    """Under autocast (CUDA training uses bf16) activations are 16-bit; the forward stays exact.
+
+    The learned scales' gradients are sums over the activation: the fast path accumulates them
+    in float32, Brevitas in bf16, so only the weights' gradients are compared.
+    """
+    model = _model(4).train()
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+            loss = torch.nn.functional.cross_entropy(out, y)
+        loss.backward()
+        return out.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    eager_out, eager_grads = run()
+    with fast_quant(model):
+        fast_out, fast_grads = run()
+    assert fast_out.dtype == torch.bfloat16 and torch.equal(fast_out, eager_out)
+    assert fast_grads.keys() == eager_grads.keys()
+    for name, grad in eager_grads.items():
+        assert torch.isfinite(fast_grads[name]).all(), name
+        if "quant" not in name:
+            tol = 5e-2 * float(grad.abs().max()) + 1e-6
+            torch.testing.assert_close(fast_grads[name], grad, rtol=0, atol=tol, msg=name)

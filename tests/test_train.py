@@ -66,18 +66,21 @@ def test_short_qat_run_learns_and_writes_run_folder(tmp_path, fmnist_dir):
         assert (out / name).is_file(), name
     saved = json.loads((out / "config.json").read_text())
     assert saved["resolved_recipe"]["token_groups"] == 2 and saved["w_bits"] == 4
+    assert saved["fast"] is True and saved["random_crop"] == 0 and saved["hflip"] is False
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, fmnist_dir):
-    full = train(_cfg(tmp_path / "a", fmnist_dir), log=lambda *_: None)
+    # With augmentation: its random draws are seeded per epoch too.
+    augment = dict(random_crop=2, hflip=True)
+    full = train(_cfg(tmp_path / "a", fmnist_dir, **augment), log=lambda *_: None)
 
     def stop_after_first_epoch(msg):
         if msg.startswith("epoch 1/2"):
             raise Interrupt
 
-    cfg = _cfg(tmp_path / "b", fmnist_dir)
+    cfg = _cfg(tmp_path / "b", fmnist_dir, **augment)
     with pytest.raises(Interrupt):
         train(cfg, log=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["epoch"] == 1
@@ -96,6 +99,15 @@ def test_resume_with_other_settings_is_refused(tmp_path, fmnist_dir):
     train(_cfg(tmp_path, fmnist_dir, epochs=1), log=lambda *_: None)
     with pytest.raises(CheckpointError, match=r"lr: 0.002 -> 0.1"):
         train(_cfg(tmp_path, fmnist_dir, epochs=2, lr=0.1), resume=True, log=lambda *_: None)
+
+
+def test_cli_fast_path_and_augmentation_options():
+    from qmlp_brevitas.cli.train import config_from_args, parse_args
+
+    cfg = config_from_args(parse_args(["--out", "x"]))
+    assert cfg.fast and (cfg.random_crop, cfg.hflip) == (0, False)
+    cfg = config_from_args(parse_args(["--no-fast", "--random-crop", "2", "--hflip", "--out", "x"]))
+    assert not cfg.fast and (cfg.random_crop, cfg.hflip) == (2, True)
 
 
 def test_model_that_does_not_fit_the_data_is_refused(tmp_path, fmnist_dir):
