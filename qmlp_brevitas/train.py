@@ -54,6 +54,7 @@ RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export", "amp", "fas
 # Datasets whose training batches the batch augmentation (random_crop, hflip) applies to; the
 # others have their own pipelines (CIFAR-10: crop and flip per image; folders: timm's).
 BATCH_AUGMENT_DATA = ("fashion_mnist",)
+BATCH_AUGMENT_DEFAULTS = {"fashion_mnist": {"random_crop": 2, "hflip": True}}
 
 
 @dataclass
@@ -92,8 +93,9 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used only on CUDA
     fast: bool = True  # QAT fast path (qmlp_brevitas.fast_qat); False: Brevitas' eager forward
     # Batch augmentation of Fashion-MNIST training images (qmlp_brevitas.augment).
-    random_crop: int = 0  # padding in pixels of a random crop (0: off)
-    hflip: bool = False  # random horizontal flip
+    # None: the data set's default (BATCH_AUGMENT_DEFAULTS; off for data sets with their own).
+    random_crop: int | None = None  # padding in pixels of a random crop (0: off)
+    hflip: bool | None = None  # random horizontal flip
 
     def resolved_recipe(self) -> QuantRecipe:
         return make_recipe(self.preset, w_bits=self.w_bits, a_bits=self.a_bits, **self.recipe)
@@ -113,11 +115,15 @@ class TrainConfig:
             raise ValueError("mixup and cutmix must be >= 0 and re_prob in [0, 1]")
         if (self.mixup or self.cutmix) and self.data != "imagenet":
             raise ValueError("mixup/cutmix are for ImageNet-style folders (--data imagenet)")
+        defaults = BATCH_AUGMENT_DEFAULTS.get(self.data, {"random_crop": 0, "hflip": False})
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
         if isinstance(self.random_crop, bool) or not isinstance(self.random_crop, int):
             raise ValueError(f"random_crop must be an integer >= 0, got {self.random_crop!r}")
         if self.random_crop < 0:
             raise ValueError(f"random_crop must be >= 0, got {self.random_crop}")
-        if (self.random_crop or self.hflip) and self.data not in BATCH_AUGMENT_DATA:
+        if self.data not in BATCH_AUGMENT_DATA and (self.random_crop or self.hflip):
             raise ValueError(
                 f"--random-crop/--hflip augment {', '.join(BATCH_AUGMENT_DATA)} batches; "
                 f"{self.data} has its own augmentation pipeline"
@@ -292,11 +298,11 @@ def _train_epoch(step: _Step, loader, desc: str, ctx: DistContext) -> tuple[floa
 def _check_resumable(saved: dict, cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     defaults = TrainConfig.__dataclass_fields__
-    # A setting added after the run started counts with its default value.
+    # A setting added after the run started counts with the value that reproduces the run's
+    # behaviour then: its default, or (batch augmentation) off.
+    before = {k: _default_of(defaults[k]) for k in now} | {"random_crop": 0, "hflip": False}
     changed = sorted(
-        k
-        for k in now
-        if k not in RESUMABLE_CHANGES and saved.get(k, _default_of(defaults[k])) != now[k]
+        k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, before[k]) != now[k]
     )
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)

@@ -66,21 +66,20 @@ def test_short_qat_run_learns_and_writes_run_folder(tmp_path, fmnist_dir):
         assert (out / name).is_file(), name
     saved = json.loads((out / "config.json").read_text())
     assert saved["resolved_recipe"]["token_groups"] == 2 and saved["w_bits"] == 4
-    assert saved["fast"] is True and saved["random_crop"] == 0 and saved["hflip"] is False
+    assert saved["fast"] is True and saved["random_crop"] == 2 and saved["hflip"] is True
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, fmnist_dir):
-    # With augmentation: its random draws are seeded per epoch too.
-    augment = dict(random_crop=2, hflip=True)
-    full = train(_cfg(tmp_path / "a", fmnist_dir, **augment), log=lambda *_: None)
+    # With the default augmentation: its random draws are seeded per epoch too.
+    full = train(_cfg(tmp_path / "a", fmnist_dir), log=lambda *_: None)
 
     def stop_after_first_epoch(msg):
         if msg.startswith("epoch 1/2"):
             raise Interrupt
 
-    cfg = _cfg(tmp_path / "b", fmnist_dir, **augment)
+    cfg = _cfg(tmp_path / "b", fmnist_dir)
     with pytest.raises(Interrupt):
         train(cfg, log=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["epoch"] == 1
@@ -105,9 +104,12 @@ def test_cli_fast_path_and_augmentation_options():
     from qmlp_brevitas.cli.train import config_from_args, parse_args
 
     cfg = config_from_args(parse_args(["--out", "x"]))
-    assert cfg.fast and (cfg.random_crop, cfg.hflip) == (0, False)
-    cfg = config_from_args(parse_args(["--no-fast", "--random-crop", "2", "--hflip", "--out", "x"]))
-    assert not cfg.fast and (cfg.random_crop, cfg.hflip) == (2, True)
+    assert cfg.fast and (cfg.random_crop, cfg.hflip) == (2, True)  # Fashion-MNIST defaults
+    argv = ["--no-fast", "--random-crop", "0", "--no-hflip", "--out", "x"]
+    cfg = config_from_args(parse_args(argv))
+    assert not cfg.fast and (cfg.random_crop, cfg.hflip) == (0, False)
+    cfg = config_from_args(parse_args(["--data", "cifar10", "--model", "qmlp_mixer_32"]))
+    assert (cfg.random_crop, cfg.hflip) == (0, False)  # CIFAR-10 augments per image
 
 
 def test_model_that_does_not_fit_the_data_is_refused(tmp_path, fmnist_dir):

@@ -58,15 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--random-crop",
         type=int,
-        default=TrainConfig.random_crop,
         metavar="PIXELS",
-        help="Fashion-MNIST training batches: random crop after padding by PIXELS (0: off)",
+        help="Fashion-MNIST training batches: random crop after padding by PIXELS (default 2; "
+        "0: off)",
     )
     d.add_argument(
         "--hflip",
         action=argparse.BooleanOptionalAction,
-        default=TrainConfig.hflip,
-        help="Fashion-MNIST training batches: random horizontal flip",
+        help="Fashion-MNIST training batches: random horizontal flip (default on)",
     )
     i = p.add_argument_group("ImageNet-style folders (timm's data pipeline)")
     i.add_argument("--mixup", type=float, default=TrainConfig.mixup, help="Mixup alpha (0: off)")
