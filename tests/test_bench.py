@@ -60,3 +60,27 @@ def test_device_names_are_checked():
         bench.pick_device("gpu0")
     with pytest.raises(bench.DeviceError, match="not supported"):
         bench.pick_device("meta")
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_its_benchmarks_and_writes_json(tmp_path):
+    """The CUDA command, here on the CPU (DEVICE=cpu) with a small batch, no paper model."""
+    import os
+    import subprocess
+    import sys
+
+    root = SCRIPT.parents[1]
+    env = {**os.environ, "DEVICE": "cpu", "STEPS": "1", "BATCH": "8", "PAPER": "0"}
+    env["PYTHON"] = sys.executable
+    proc = subprocess.run(
+        ["bash", str(root / "scripts" / "gpu_bench.sh"), str(tmp_path)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "mixer28-b8.json").read_text())
+    assert data["device"] == "cpu" and data["batch_size"] == 8 and data["ratio"] > 0
+    assert "QAT, fast path" in proc.stdout

@@ -20,9 +20,9 @@ from qmlp_brevitas.train import calibrate
 GRAD_TOL = dict(rtol=2e-3, atol=1e-7)
 
 
-def _model(bits: int, **recipe):
+def _model(bits: int, name: str = "qmlp_mixer_28", **recipe):
     torch.manual_seed(0)
-    model = create_qmlp("qmlp_mixer_28", w_bits=bits, a_bits=bits, depth=2, **recipe)
+    model = create_qmlp(name, w_bits=bits, a_bits=bits, depth=2, **recipe)
     x = torch.randn(48, 1, 28, 28)
     calibrate(model, [(x[:24], None), (x[24:], None)], batches=2)
     return model
@@ -43,6 +43,7 @@ RECIPES = [
     pytest.param(2, dict(asymmetric=False), id="W2A2-percentile-sym"),
     pytest.param(4, dict(per_channel_weights=False), id="W4A4-per-tensor-weights"),
     pytest.param(8, dict(act="gelu", norm="affine", token_groups=1), id="W8A8-naive-like"),
+    pytest.param(4, dict(name="qmlp_resmlp_28"), id="W4A4-resmlp"),
 ]
 
 
