@@ -93,6 +93,16 @@ def test_two_processes_match_one_and_resume_after_interruption(tmp_path, fmnist_
         epochs=2,
         calib_batches=2,
         export=False,
+        # Each process draws its own augmentation; the one-process reference would see other
+        # images.
+        random_crop=0,
+        hflip=False,
+        # The tolerances below were measured on Brevitas' eager forward. The fast path sums its
+        # scale gradients in another order, and over the last steps such a difference of one
+        # rounding can move a quantized value by one level: the one-process run then ends with
+        # a mean loss 2e-3 away from the two-process run (parameters still within PARAM_RTOL).
+        # The processes' exchange of gradients is the same on both paths.
+        fast=False,
     )
     ddp_cfg = {**base, "batch_size": 16, "out": str(tmp_path / "ddp")}
     run = tmp_path / "ddp"
