@@ -69,7 +69,7 @@ class TrainConfig:
     a_bits: int | None = 4
     preset: str = "qmlp"
     recipe: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"token_groups": 4}
-    epochs: int = 4
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.05
