@@ -393,7 +393,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
     model.to(ctx.device)
     test_loader = make_loader(shard(test_set, ctx), cfg.batch_size, train=False)
 
-    start_epoch, history, best, train_seconds = 0, [], 0.0, 0.0
+    start_epoch, history, best, train_seconds, train_cpu_seconds = 0, [], 0.0, 0.0, 0.0
     state = None
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -401,6 +401,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         model.load_state_dict(state["model"])
         start_epoch, history = state["epoch"], state["history"]
         best, train_seconds = state["best_test_acc"], state["train_seconds"]
+        train_cpu_seconds = state.get("train_cpu_seconds", 0.0)
         log(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
     else:
         if ctx.is_main:
@@ -456,7 +457,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
     # the fast path.
     with fast_quant(model, enabled=cfg.fast and recipe.quantized):
         for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.time()
+            t0, cpu0 = time.time(), time.process_time()
             if sampler is not None:
                 sampler.set_epoch(epoch)
             if augment is not None:
@@ -475,6 +476,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
             )
             loss = loss_sum / max(seen, 1)
             train_seconds += time.time() - t0
+            train_cpu_seconds += time.process_time() - cpu0
             acc = _evaluate_all(model, test_loader, ctx)
             best = max(best, acc)
             seconds = time.time() - t0
@@ -494,6 +496,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
                         "history": history,
                         "best_test_acc": best,
                         "train_seconds": train_seconds,
+                        "train_cpu_seconds": train_cpu_seconds,
                     },
                 )
                 write_json(out / "history.json", history)
@@ -516,6 +519,10 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         "model_size_mb": model_size_mb(model),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": train_seconds,
+        # CPU time of this process, all its threads: on a shared machine the wall-clock
+        # train_seconds include the time spent waiting for a core.
+        "train_cpu_seconds": train_cpu_seconds,
+        "threads": torch.get_num_threads(),
         "processes": ctx.world_size,
     }
     if ctx.is_main:

@@ -22,6 +22,7 @@ METRIC_KEYS = {
     "model",
     "model_size_mb",
     "train_seconds",
+    "train_cpu_seconds",
 }
 
 

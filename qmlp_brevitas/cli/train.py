@@ -164,7 +164,8 @@ def summary_lines(cfg: TrainConfig, metrics: dict) -> list[str]:
     lines = [
         f"model           {cfg.model} ({bits}, preset {cfg.preset}, {metrics['params']:,} params)",
         f"test accuracy   {metrics['test_acc']:.4f} (best {metrics['best_test_acc']:.4f}, "
-        f"{metrics['epochs']} epochs, {metrics['train_seconds']:.0f} s training)",
+        f"{metrics['epochs']} epochs, {metrics['train_seconds']:.0f} s training, "
+        f"{metrics['train_cpu_seconds']:.0f} s CPU time on {metrics['threads']} thread(s))",
     ]
     baseline = find_float_baseline(cfg) if metrics["w_bits"] is not None else None
     if baseline is not None:
