@@ -354,12 +354,15 @@ def markdown_table(cfg: AblationConfig, results: Sequence[RowResult]) -> str:
     labels = [b for b in groups if b != "float"]
     n_train = "all" if cfg.train_limit is None else str(cfg.train_limit)
     n_test = "all" if cfg.test_limit is None else str(cfg.test_limit)
+    tcfg = cfg.train_config(results[0].row, results[0].bits, cfg.seeds[0])
+    augment = [f"random crop with {tcfg.random_crop}-pixel padding"] if tcfg.random_crop else []
+    augment += ["horizontal flip"] if tcfg.hflip else []
     lines = [
         f"## Ablation: {cfg.model} on {cfg.data}",
         "",
         f"Test accuracy (%), mean ± sample std over seeds {list(cfg.seeds)}; {cfg.epochs} "
         f"epoch(s), batch {cfg.batch_size}, lr {cfg.lr}, {n_train} training / {n_test} test "
-        "images; every row the same budget.",
+        f"images, augmentation: {' and '.join(augment) or 'none'}; every row the same budget.",
         "",
         "| row | " + " | ".join(["float", *labels]) + " |",
         "|---|" + "---:|" * (1 + len(labels)),
