@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qmlp_brevitas.finn.generic import generic_hw_copy, is_hw_layer
+from qmlp_brevitas.finn.generic import PartitionError, execute_in_parent, is_hw_layer
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
     BACKPRESSURE,
@@ -159,8 +159,6 @@ def partition_input(
     (``intermediate_models/dataflow_parent.onnx``) is executed with its
     StreamingDataflowPartition node pointing at (a Python-executable copy of) ``model``.
     """
-    from qonnx.custom_op.registry import getCustomOp
-
     parent_path = build_dir / "intermediate_models" / "dataflow_parent.onnx"
     if not parent_path.is_file():
         raise BuildFolderError(
@@ -168,15 +166,13 @@ def partition_input(
             "does not exist; pass --input with the model's own input"
         )
     parent = ModelWrapper(str(parent_path))
-    sdp = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
-    if len(sdp) != 1:
-        raise BuildFolderError(f"{parent_path} has {len(sdp)} dataflow partitions, expected 1")
-    work_dir.mkdir(parents=True, exist_ok=True)
     child_path = work_dir / "reference_partition.onnx"
-    generic_hw_copy(model).save(str(child_path))
-    getCustomOp(sdp[0]).set_nodeattr("model", str(child_path))
-    context = _execute(parent, fit_input(parent, value))
-    return {model.graph.input[0].name: context[sdp[0].input[0]]}
+    try:
+        context = execute_in_parent(parent, model, fit_input(parent, value), child_path)
+    except PartitionError as err:
+        raise BuildFolderError(f"{parent_path}: {err}") from err
+    sdp = next(n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition")
+    return {model.graph.input[0].name: context[sdp.input[0]]}
 
 
 def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict:
@@ -293,7 +289,7 @@ def check_build(
 
 
 HEADER = (
-    f"{'layer':<24} {'op':<18} {'folding':<14} {'words':>7} {'mism':>5} "
+    f"{'layer':<24} {'op':<20} {'folding':<14} {'words':>7} {'mism':>5} "
     f"{'cyc/frame':>10} {'estimate':>9} {'build s':>8} {'sim s':>7}  status"
 )
 
@@ -305,7 +301,7 @@ def _row(res: LayerResult) -> str:
     build = "cached" if res.build_cached else f"{res.build_s:.1f}"
     status = res.status + (f" ({res.reason})" if res.reason else "")
     return (
-        f"{res.name:<24} {res.op_type:<18} {fold:<14} {res.words_checked:>7} "
+        f"{res.name:<24} {res.op_type:<20} {fold:<14} {res.words_checked:>7} "
         f"{res.mismatches:>5} {cpf:>10} {est:>9} {build:>8} {res.sim_s:>7.1f}  {status}"
     )
 
