@@ -35,11 +35,15 @@ def dup_streams_lut(width: int, outputs: int) -> int:
     return outputs + math.ceil(2 * outputs / 6) + 1
 
 
-def split_concat_ff(width: int, folds: list[int]) -> int:
+def split_ff(width: int, folds: list[int]) -> int:
     """Output word, its valid bit, the word counter, the stream index and the held word's
-    destination (a concat's is trimmed, but the fit keeps one formula)."""
-    n = len(folds)
-    return width + 1 + bits(max(folds)) + 2 * bits(n)
+    destination."""
+    return width + 1 + bits(max(folds)) + 2 * bits(len(folds))
+
+
+def concat_ff(width: int, folds: list[int]) -> int:
+    """Output word, its valid bit, the word counter and the input index."""
+    return width + 1 + bits(max(folds)) + bits(len(folds))
 
 
 def split_lut(width: int, folds: list[int]) -> int:

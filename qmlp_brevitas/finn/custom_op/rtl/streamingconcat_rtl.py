@@ -58,7 +58,7 @@ class StreamingConcat_rtl(StreamingConcat, ProjectRTLBackend):
         return slots
 
     def ff_estimation(self) -> int:
-        return resources.split_concat_ff(self.get_outstream_width(), self.folds())
+        return resources.concat_ff(self.get_outstream_width(), self.folds())
 
     def lut_estimation(self, fpgapart: str = "") -> int:
         return resources.concat_lut(self.get_outstream_width(), self.folds())

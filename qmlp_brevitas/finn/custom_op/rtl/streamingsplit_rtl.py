@@ -51,7 +51,7 @@ class StreamingSplit_rtl(StreamingSplit, ProjectRTLBackend):
         return [InputSlot(simd, bits, bits)]
 
     def ff_estimation(self) -> int:
-        return resources.split_concat_ff(self.get_instream_width(), self.folds())
+        return resources.split_ff(self.get_instream_width(), self.folds())
 
     def lut_estimation(self, fpgapart: str = "") -> int:
         return resources.split_lut(self.get_instream_width(), self.folds())
