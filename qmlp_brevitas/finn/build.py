@@ -8,6 +8,7 @@ goes on with FINN's standard hardware steps (IP generation, stitching, synthesis
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ class BuildRequest:
     target_fps: int | None = None
     folding_config: str | Path | None = None
     hardware: bool | None = None  # None: go on with the hardware steps when Vivado is there
+    # qonnx's graph look-ups in constant time (same graph; see .fast_lookups)
+    fast_lookups: bool = True
 
     def __post_init__(self):
         if self.part and self.board:
@@ -141,6 +144,7 @@ def run_build(request: BuildRequest) -> dict:
     from finn.builder.build_dataflow import build_dataflow_cfg
 
     from . import report
+    from .fast_lookups import fast_graph_lookups
 
     hardware = vivado_available() if request.hardware is None else request.hardware
     steps = ESTIMATE_STEPS + (HARDWARE_STEPS if hardware else [])
@@ -148,8 +152,10 @@ def run_build(request: BuildRequest) -> dict:
     (out_dir / "build_config.json").write_text(cfg.to_json() + "\n")
     start = time.time()
     _clear_intermediate(out_dir)
+    lookups = fast_graph_lookups() if request.fast_lookups else contextlib.nullcontext()
     try:
-        status = build_dataflow_cfg(str(Path(request.model_dir) / "model.onnx"), cfg)
+        with lookups:
+            status = build_dataflow_cfg(str(Path(request.model_dir) / "model.onnx"), cfg)
     except Exception as err:  # the step's own error, raised in a pytest session
         raise BuildError(_failure(out_dir, steps, err)) from err
     finally:
