@@ -214,3 +214,65 @@ def _log_error(out_dir: Path) -> str:
             if marker in line:
                 return line.split(marker, 1)[1].strip()
     return lines[-1].strip() if lines else "see the build log"
+
+
+SEARCH_MODEL_STEP = "step_minimize_bit_width"
+SEARCH_NAME = "folding_search.json"
+
+
+def run_budget_build(request: BuildRequest, budget_text: str | None, log=print) -> dict:
+    """The highest-fps folding within a resource budget, confirmed by a build.
+
+    A first build at ``request``'s target (``<out>/search_base``) gives the folded graph; the
+    folding search (:func:`qmlp_brevitas.finn.folding_search.search_folding`) picks PE/SIMD
+    per layer from the cost models within ``budget_text`` (``"LUT=30000,DSP=200"``; resources
+    not named get the part's capacity); then the chosen folding is built into ``request``'s
+    output folder. The summary gets ``folding_search``: budget, the search's estimate, and what
+    stopped it.
+    """
+    import json
+    from dataclasses import replace
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from . import report
+    from .folding_search import search_folding
+    from .layer_costs import stream_costs
+    from .parts import parse_budget
+
+    out_dir = Path(request.out_dir)
+    base = replace(request, out_dir=out_dir / "search_base")
+    if base.folding_config is None and base.target_fps is None:
+        base = replace(base, target_fps=1000)
+    log(f"folding search: first build in {base.out_dir}")
+    base_summary = run_build(base)
+    fpgapart = base_summary["fpga_part"]
+    budget = parse_budget(budget_text, fpgapart)
+    inter = Path(base.out_dir) / "intermediate_models"
+    model = ModelWrapper(str(inter / f"{SEARCH_MODEL_STEP}.onnx"))
+    final = ModelWrapper(str(inter / f"{report.FINAL_MODEL_STEP}.onnx"))
+    fifos = [c for c in stream_costs(final, fpgapart) if c.op_type == "StreamingFIFO"]
+    result = search_folding(model, fpgapart, request.clock_ns, budget, fifos)
+    log(
+        f"folding search: {result.estimated_fps:,.0f} frames/s modelled after {result.steps} "
+        f"moves; stopped: {result.limited_by}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / "folding_config.json"
+    config.write_text(json.dumps(result.folding_config(), indent=2) + "\n")
+    record = {
+        "budget": budget,
+        "search_estimated_fps": result.estimated_fps,
+        "search_totals": result.totals,
+        "search_bottleneck": result.bottleneck,
+        "limited_by": result.limited_by,
+        "steps": result.steps,
+        "folding_config": str(config),
+    }
+    (out_dir / SEARCH_NAME).write_text(json.dumps({**record, "trace": result.trace}, indent=2))
+    summary = run_build(replace(request, target_fps=None, folding_config=config))
+    from .layer_costs import fits
+
+    summary["folding_search"] = {**record, "confirmed_fits": fits(summary["totals"], budget)}
+    report.save_summary(out_dir, summary)
+    return summary
