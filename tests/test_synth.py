@@ -29,3 +29,27 @@ def test_mvau_rtl_synthesises(tmp_path):
     # FINN's DSP estimate for DSP48E2: ceil(PE / 4) * SIMD
     assert result.DSP == 4
     assert result.LUT > 20 and result.FF > 20
+
+
+def test_mvau_model_matches_recorded_synthesis():
+    """The fitted MVAU_rtl model against the Yosys counts it was fitted to."""
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from qonnx.core.datatype import DataType
+
+    from qmlp_brevitas.finn.cost_models import mvau_rtl
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "results" / "synthesis.json"
+    records = json.loads(path.read_text())
+    assert len(records) >= 5
+    for label, rec in records.items():
+        attrs = rec["attributes"]
+        inst = SimpleNamespace(
+            get_nodeattr=attrs.__getitem__,
+            get_output_datatype=lambda a=attrs: DataType[a["accDataType"]],
+        )
+        model = mvau_rtl(inst)
+        assert abs(model["LUT"] - rec["LUT"]) <= 0.3 * rec["LUT"], label
+        assert abs(model["FF"] - rec["FF"]) <= 0.12 * rec["FF"], label
