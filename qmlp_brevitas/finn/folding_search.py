@@ -65,6 +65,18 @@ def _has(inst, attr: str) -> bool:
     return True
 
 
+class BudgetTooSmallError(ValueError):
+    """Even the smallest folding exceeds the budget; ``totals`` are its modelled resources."""
+
+    def __init__(self, totals: dict[str, float], budget: dict[str, float]):
+        self.totals, self.budget = totals, budget
+        self.over = [r for r in budget if totals[r] > budget[r]]
+        super().__init__(
+            "even the smallest folding does not fit the budget: "
+            + ", ".join(f"{r} {totals[r]:,.0f} > {budget[r]:,.0f}" for r in self.over)
+        )
+
+
 @dataclass
 class SearchResult:
     """The chosen folding, its modelled performance and cost, and what stopped the search."""
@@ -121,11 +133,7 @@ def search_folding(
 
     current = totals()
     if not fits(current, budget):
-        over = [r for r in budget if current[r] > budget[r]]
-        raise ValueError(
-            f"even the smallest folding does not fit the budget: {', '.join(over)} "
-            f"{', '.join(f'{current[r]:,.0f} > {budget[r]:,.0f}' for r in over)}"
-        )
+        raise BudgetTooSmallError(current, budget)
     trace, limited_by, steps = [], "", 0
     while steps < MAX_STEPS:
         name = max(costs, key=lambda n: costs[n].cycles)
