@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="search the highest-fps folding within this budget (resources not named: the "
         "part's capacity; --budget alone: the whole part), then build it",
     )
+    p.add_argument(
+        "--requant-bits",
+        type=int,
+        metavar="B",
+        help="thresholds of B or more output bits become FINN Requant layers where exact",
+    )
     p.add_argument("--verbose", action="store_true", help="show FINN's build output")
     return p
 
@@ -64,6 +70,7 @@ def main(argv=None) -> int:
         clock_ns=args.clock_ns,
         target_fps=None if args.folding else (args.target_fps or 1000),
         folding_config=args.folding,
+        requant_bits=args.requant_bits,
     )
     out.mkdir(parents=True, exist_ok=True)
     print(f"building {model_dir / 'model.onnx'} -> {out} (FINN log: {out / 'build_dataflow.log'})")

@@ -31,6 +31,7 @@ class DesignPoint:
     technique: str
     bits: int
     run_dir: Path
+    requant_bits: int | None = None  # thresholds of this width as exact Requant layers
 
 
 def default_points(ablation_out: str | Path, model: str = "qmlp_mixer_28") -> list[DesignPoint]:
@@ -41,6 +42,9 @@ def default_points(ablation_out: str | Path, model: str = "qmlp_mixer_28") -> li
         for technique, row in (("Q-MLP", "asymmetric"), ("naive + ReLU6", "bounded")):
             run = root / f"w{bits}a{bits}" / row / "seed0"
             points.append(DesignPoint(f"{technique} W{bits}A{bits}", technique, bits, run))
+            if bits == 8 and technique == "Q-MLP":
+                label = f"{technique} W{bits}A{bits}, Requant"
+                points.append(DesignPoint(label, "Q-MLP + Requant", bits, run, requant_bits=8))
     return points
 
 
@@ -60,16 +64,28 @@ def cost_point(
     from .finn.report import FINAL_MODEL_STEP
 
     metrics = json.loads((point.run_dir / "metrics.json").read_text())
-    out = point.run_dir / "fpga-design"
+    suffix = f"-requant{point.requant_bits}" if point.requant_bits else ""
+    out = point.run_dir / f"fpga-design{suffix}"
     cached = out / RESULT_NAME
-    key = {"budgets": list(budgets), "part": part, "clock_ns": clock_ns}
+    key = {
+        "budgets": list(budgets),
+        "part": part,
+        "clock_ns": clock_ns,
+        "requant_bits": point.requant_bits,
+    }
     if cached.is_file():
         saved = json.loads(cached.read_text())
         if saved.get("request") == key:
             return saved
-    summary = run_build(
-        BuildRequest(point.run_dir, out, part=part, clock_ns=clock_ns, target_fps=1000)
+    request = BuildRequest(
+        point.run_dir,
+        out,
+        part=part,
+        clock_ns=clock_ns,
+        target_fps=1000,
+        requant_bits=point.requant_bits,
     )
+    summary = run_build(request)
     inter = out / "intermediate_models"
     model = ModelWrapper(str(inter / f"{SEARCH_MODEL_STEP}.onnx"))
     final = ModelWrapper(str(inter / f"{FINAL_MODEL_STEP}.onnx"))
@@ -93,6 +109,7 @@ def cost_point(
         "bits": point.bits,
         "test_acc": metrics["test_acc"],
         "layers": len(summary["layers"]),
+        "requant_layers": sum(r["op_type"].startswith("Requant") for r in summary["layers"]),
         "verified": all(s["ok"] for s in summary["verification"].values()),
         "lut_1000fps": summary["totals"]["LUT"],
         "fps_1000fps": summary["estimated_fps"],
@@ -147,7 +164,7 @@ def plot(results: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_lut, ax_fps) = plt.subplots(1, 2, figsize=(11, 4.2))
-    markers = {"Q-MLP": "o", "naive + ReLU6": "s"}
+    markers = {"Q-MLP": "o", "naive + ReLU6": "s", "Q-MLP + Requant": "D"}
     colors = {2: "tab:red", 4: "tab:blue", 8: "tab:green"}
     for r in results:
         acc = 100 * r["test_acc"]

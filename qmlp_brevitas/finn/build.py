@@ -69,6 +69,8 @@ class BuildRequest:
     hardware: bool | None = None  # None: go on with the hardware steps when Vivado is there
     # qonnx's graph look-ups in constant time (same graph; see .fast_lookups)
     fast_lookups: bool = True
+    # thresholds of this many output bits or more become Requant layers where exact
+    requant_bits: int | None = None
 
     def __post_init__(self):
         if self.part and self.board:
@@ -79,6 +81,8 @@ class BuildRequest:
             raise ValueError(f"--target-fps must be positive, got {self.target_fps}")
         if self.clock_ns <= 0:
             raise ValueError(f"--clock-ns must be positive, got {self.clock_ns}")
+        if self.requant_bits is not None and not 2 <= self.requant_bits <= 32:
+            raise ValueError(f"--requant-bits must be 2 to 32, got {self.requant_bits}")
         if self.folding_config is not None and not Path(self.folding_config).is_file():
             raise FileNotFoundError(f"folding config file {self.folding_config} does not exist")
 
@@ -115,6 +119,8 @@ def make_config(request: BuildRequest, steps: list[str]):
         verify_input_npy=str((model_dir / INPUT_NAME).absolute()),
         verify_expected_output_npy=str((model_dir / EXPECTED_NAME).absolute()),
         save_intermediate_models=True,
+        # FINN's default (9) unless exact Requant layers are asked for (see steps)
+        requant_bitwidth_threshold=request.requant_bits or 9,
     )
 
 

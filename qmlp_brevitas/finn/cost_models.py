@@ -207,6 +207,26 @@ def layernorm_cycles(inst) -> int:
     return int(queue0 + queue1 + int(np.prod(idim)) // simd + 5)
 
 
+# Requant_rtl (finn-rtllib requant.sv, parameters embedded): Yosys synthesis of FINN's HDL,
+# 64 channels INT20 -> INT8: PE 1: 286 LUT, 235 FF, 1 DSP; PE 4: 459 LUT, 857 FF, 4 DSP
+# (docs/results/synthesis.json).
+REQUANT_RTL_LUT = (228.0, 58.0)  # a + b * PE
+REQUANT_RTL_FF = (28.0, 207.0)
+
+
+def requant(inst) -> dict[str, float]:
+    """``Requant``: per PE one DSP multiply-add, the shift/round/clip in LUTs and the
+    channels' scale/bias/shift constants: linear in PE, from the Yosys synthesis above."""
+    pe = int(inst.get_nodeattr("PE"))
+    return {
+        "LUT": REQUANT_RTL_LUT[0] + REQUANT_RTL_LUT[1] * pe,
+        "FF": REQUANT_RTL_FF[0] + REQUANT_RTL_FF[1] * pe,
+        "DSP": float(pe),
+        "BRAM_18K": 0.0,
+        "URAM": 0.0,
+    }
+
+
 def reshape(inst) -> dict[str, float]:
     """``Reshape``: wiring with a register stage: structural."""
     return streaming_default(inst)
@@ -235,6 +255,7 @@ OP_MODELS = {
     "GlobalAccPool": global_acc_pool,
     "LayerNorm": layernorm_float,
     "Reshape": reshape,
+    "Requant": requant,
 }
 CYCLE_MODELS = {"LayerNorm_hls": layernorm_cycles}
 

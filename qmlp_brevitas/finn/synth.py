@@ -129,6 +129,18 @@ def _stat_cells(stat: dict, top: str) -> dict[str, int]:
 _SIM_ONLY = re.compile(r"\$(error|warning|fatal)\s*\((?:[^;]|\n)*?\)\s*;|\$finish\s*;")
 
 
+_NETTYPE = re.compile(r"^\s*`default_nettype\s+\w+\s*$", re.M)
+
+
+def _drop_nettype_directives(sources: list[Path]) -> None:
+    """Remove ``default_nettype`` directives, which the front end refuses inside a module
+    (``requant.sv``); they only forbid implicit nets and change no hardware."""
+    for path in sources:
+        text = path.read_text()
+        if "`default_nettype" in text:
+            path.write_text(_NETTYPE.sub("", text))
+
+
 def _initial_blocks_option(sources: list[Path]) -> str:
     """``--ignore-initial`` unless a source loads memory contents in an initial block
     (``$readmemh``: threshold tables); then only the parameter checks' ``$error``/``$finish``
@@ -148,6 +160,7 @@ def synthesize_sources(sources: list[Path], top: str, work_dir: Path) -> dict[st
     prims.write_text(primitive_declarations())
     blackboxes = " ".join(f"--blackboxed-module {p}" for p in PRIMITIVES)
     files = " ".join(p.name for p in sources)
+    _drop_nettype_directives(sources)
     initial = _initial_blocks_option(sources)
     script = (
         f"read_slang --threads 1 {initial} --ignore-timing -v {prims.name} {blackboxes} "
