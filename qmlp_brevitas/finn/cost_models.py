@@ -29,9 +29,9 @@ LUTRAM_MAX_BITS = 4 * 1024  # larger buffers go to block RAM (Vivado's default t
 # MVAU_rtl: LUT = a0 + a1*PE*SIMD + a2*PE*acc_bits, FF = b0 + b1*PE*SIMD + b2*PE*acc_bits,
 # least-squares fits to Yosys synthesis of FINN's MVAU_rtl HDL (mvu_vvu_axi + mvu on DSP48E2)
 # for the layers of qmlp_brevitas.finn.synth.MVAU_CALIBRATION (docs/results/synthesis.json;
-# PE x SIMD 1 to 256, 4 and 8 bits): LUT within 29% of Yosys, FF within 11%.
-MVAU_RTL_LUT = (8.6, 15.9, 4.2)
-MVAU_RTL_FF = (46.0, 20.5, 8.2)
+# 10 layers, PE x SIMD 1 to 256, 4 and 8 bits): LUT within 30% of Yosys, FF within 19%.
+MVAU_RTL_LUT = (-59.9, 13.2, 7.2)
+MVAU_RTL_FF = (-67.0, 16.0, 13.1)
 
 # Single-precision floating-point operators on UltraScale+ as HLS instantiates them (round
 # figures of the order of AMD's Floating-Point Operator tables, PG060): LUT, FF, DSP.

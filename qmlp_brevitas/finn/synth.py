@@ -236,8 +236,51 @@ MVAU_CALIBRATION = tuple(
 )
 
 
+# Requant_rtl layers (64 channels, INT20 accumulator to INT8, like the 8-bit model's) at PE 1, 4.
+REQUANT_CALIBRATION = (1, 4)
+
+
+def make_requant_model(channels: int, pe: int, idt: str, odt: str, seed: int = 0):
+    """A ``Requant`` HW node with per-channel scale ~1/1150 and bias in [-5, 5)."""
+    import numpy as np
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    shape = [1, 16, channels]
+    node = helper.make_node(
+        "Requant",
+        ["inp", "scale", "bias"],
+        ["outp"],
+        domain="finn.custom_op.fpgadataflow",
+        backend="fpgadataflow",
+        NumChannels=channels,
+        PE=pe,
+        inputDataType=idt,
+        outputDataType=odt,
+        numInputVectors=shape[:-1],
+        narrow=0,
+        preferred_impl_style="rtl",
+    )
+    graph = helper.make_graph(
+        [node],
+        "requant",
+        [helper.make_tensor_value_info("inp", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("outp", TensorProto.FLOAT, shape)],
+    )
+    model = ModelWrapper(qonnx_make_model(graph))
+    rng = np.random.default_rng(seed)
+    model.set_initializer("scale", (1 / (1000 + 300 * rng.random(channels))).astype(np.float32))
+    model.set_initializer("bias", (10 * rng.random(channels) - 5).astype(np.float32))
+    model.set_tensor_datatype("inp", DataType[idt])
+    model.set_tensor_datatype("outp", DataType[odt])
+    return model
+
+
 def calibration_layers(fpgapart: str):
-    """``(label, model)`` of the single-layer graphs of :data:`MVAU_CALIBRATION`."""
+    """``(label, model)`` of the single-layer graphs of :data:`MVAU_CALIBRATION` and
+    :data:`REQUANT_CALIBRATION`."""
     from qmlp_brevitas.rtlsim.graphs import make_mvau_model, specialize
 
     for pe, simd, bits in MVAU_CALIBRATION:
@@ -245,6 +288,9 @@ def calibration_layers(fpgapart: str):
             mw=64, mh=64, simd=simd, pe=pe, vectors=(1, 16), idt=f"UINT{bits}", wdt=f"INT{bits}"
         )
         yield f"MVAU_rtl_pe{pe}_simd{simd}_w{bits}a{bits}", specialize(model, fpgapart)
+    for pe in REQUANT_CALIBRATION:
+        model = make_requant_model(64, pe, "INT20", "INT8")
+        yield f"Requant_rtl_pe{pe}_int20_int8", specialize(model, fpgapart)
 
 
 def run_calibration(out_dir: str | Path, fpgapart: str, clk_ns: float = 5.0, log=print) -> Path:
@@ -261,10 +307,13 @@ def run_calibration(out_dir: str | Path, fpgapart: str, clk_ns: float = 5.0, log
             continue
         node = model.graph.node[0]
         inst = getCustomOp(node)
-        attrs = {
-            k: inst.get_nodeattr(k)
-            for k in ("MW", "MH", "PE", "SIMD", "inputDataType", "weightDataType")
-        }
+        names = ("MW", "MH", "PE", "SIMD", "NumChannels", "inputDataType", "weightDataType")
+        attrs = {}
+        for k in names:
+            try:
+                attrs[k] = inst.get_nodeattr(k)
+            except (AttributeError, KeyError):
+                continue
         attrs["accDataType"] = inst.get_output_datatype().name
         result = synthesize_node(model, node, out_dir / label, fpgapart, clk_ns)
         results[label] = {"attributes": attrs, **result.to_dict()}
