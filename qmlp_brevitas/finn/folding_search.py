@@ -97,11 +97,9 @@ class SearchResult:
 
 
 def _pressure(delta: dict[str, float], budget: dict[str, float]) -> float:
-    return (
-        max((delta[r] / budget[r] if budget[r] else 0.0) for r in budget if delta[r] > 0)
-        if any(delta[r] > 0 for r in budget)
-        else 0.0
-    )
+    """The largest share of the budget a move takes (0 for a move that frees resources)."""
+    shares = [delta[r] / budget[r] for r in budget if budget[r] and delta[r] > 0]
+    return max(shares, default=0.0)
 
 
 def search_folding(

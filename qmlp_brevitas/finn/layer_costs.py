@@ -176,7 +176,7 @@ def fifo_cost(name: str, depth: int, width: int, dtype: str, fpgapart: str, note
     """FINN's ``StreamingFIFO`` estimate (LUT, BRAM, URAM) of a FIFO; FF modelled."""
     from qonnx.custom_op.registry import getCustomOp
 
-    bits = max(1, DataTypeBits.of(dtype))
+    bits = max(1, _bits_of(dtype))
     elems = max(1, width // bits)
     node = helper.make_node(
         "StreamingFIFO",
@@ -201,12 +201,10 @@ def fifo_cost(name: str, depth: int, width: int, dtype: str, fpgapart: str, note
     return LayerCost(name, "StreamingFIFO", 0, res, sources, note=note)
 
 
-class DataTypeBits:
-    @staticmethod
-    def of(name: str) -> int:
-        from qonnx.core.datatype import DataType
+def _bits_of(dtype: str) -> int:
+    from qonnx.core.datatype import DataType
 
-        return int(DataType[name].bitwidth())
+    return int(DataType[dtype].bitwidth())
 
 
 def _branch_buffers(model, tensor: str, fork: str | None) -> int:
