@@ -349,20 +349,60 @@ def fast_graph_lookups() -> Iterator[None]:
         _positions.clear()
 
 
+def canonical_tensor_names(model: ModelWrapper) -> dict[str, str]:
+    """Tensor names by position in the graph: ``<producer node>:out<i>`` for a node output,
+    ``<first consumer>:in<j>`` for an initializer, ``graph_in<i>`` for a graph input. FINN's
+    late steps give some tensors random names (``qonnx.util.basic.random_string``); these do
+    not depend on them."""
+    names: dict[str, str] = {}
+    graph = model.graph
+    for i, inp in enumerate(graph.input):
+        names[inp.name] = f"graph_in{i}"
+    for node in graph.node:
+        for i, out in enumerate(node.output):
+            names.setdefault(out, f"{node.name}:out{i}")
+    for node in graph.node:
+        for j, inp in enumerate(node.input):
+            names.setdefault(inp, f"{node.name}:in{j}")
+    return names
+
+
+def _canonical_node(node, names: dict[str, str]) -> bytes:
+    copy = type(node)()
+    copy.CopyFrom(node)
+    for i, name in enumerate(copy.input):
+        copy.input[i] = names.get(name, name)
+    for i, name in enumerate(copy.output):
+        copy.output[i] = names.get(name, name)
+    return copy.SerializeToString()
+
+
+def _canonical_entries(container, field: str, names: dict[str, str]) -> dict[str, bytes]:
+    out = {}
+    for item in container:
+        copy = type(item)()
+        copy.CopyFrom(item)
+        name = names.get(getattr(item, field), getattr(item, field))
+        setattr(copy, field, name)
+        out[name] = copy.SerializeToString()
+    return out
+
+
 def graph_differences(a: ModelWrapper, b: ModelWrapper) -> list[str]:
     """How two models' graphs differ, as readable lines ([] when they are the same graph).
 
     Compares the nodes in order (op type, name, domain, inputs, outputs, attributes), the
-    initializers by name and value, and the value infos and annotations (shapes, data types,
-    layouts) by tensor name; the order of the initializer and value-info lists has no meaning
-    in ONNX and is not compared.
+    initializers by value, and the value infos and annotations (shapes, data types, layouts),
+    with tensors named by their place in the graph (:func:`canonical_tensor_names`); the order
+    of the initializer and value-info lists has no meaning in ONNX and is not compared.
     """
     diffs = []
+    na, nb = canonical_tensor_names(a), canonical_tensor_names(b)
     ga, gb = a.graph, b.graph
     if len(ga.node) != len(gb.node):
         diffs.append(f"{len(ga.node)} vs {len(gb.node)} nodes")
     for i, (x, y) in enumerate(zip(ga.node, gb.node, strict=False)):
-        if x.SerializeToString() != y.SerializeToString():
+        if _canonical_node(x, na) != _canonical_node(y, nb):
             diffs.append(f"node {i}: {x.name} ({x.op_type}) vs {y.name} ({y.op_type})")
     for label, field, xs, ys in (
         ("initializer", "name", ga.initializer, gb.initializer),
@@ -371,8 +411,7 @@ def graph_differences(a: ModelWrapper, b: ModelWrapper) -> list[str]:
         ("input", "name", ga.input, gb.input),
         ("output", "name", ga.output, gb.output),
     ):
-        xa = {getattr(t, field): t.SerializeToString() for t in xs}
-        xb = {getattr(t, field): t.SerializeToString() for t in ys}
+        xa, xb = _canonical_entries(xs, field, na), _canonical_entries(ys, field, nb)
         for name in sorted(set(xa) | set(xb)):
             if xa.get(name) != xb.get(name):
                 diffs.append(f"{label} {name} differs")
