@@ -69,3 +69,14 @@ def test_search_relieves_the_bottleneck_within_budget(mvau_thresholds):
     assert layer_cost(mvau, PART).folding == {"PE": 1, "SIMD": 1}  # the input is not changed
     with pytest.raises(ValueError, match="smallest folding does not fit"):
         search_folding(mvau_thresholds, PART, 5.0, parse_budget("LUT=10", PART))
+
+
+def test_bad_budget_is_refused_before_building(tmp_path):
+    from qmlp_brevitas.finn.build import BuildRequest, run_budget_build
+
+    export = tmp_path / "export"
+    export.mkdir()
+    request = BuildRequest(export, tmp_path / "out", target_fps=1000)
+    with pytest.raises(ValueError, match="RESOURCE=NUMBER"):
+        run_budget_build(request, "LUTS=3")
+    assert not (tmp_path / "out").exists()

@@ -246,6 +246,8 @@ def run_budget_build(request: BuildRequest, budget_text: str | None, log=print) 
     from .layer_costs import stream_costs
     from .parts import parse_budget
 
+    if request.board is None:  # check the budget before building (a board's part: after)
+        parse_budget(budget_text, request.part or DEFAULT_PART)
     out_dir = Path(request.out_dir)
     base = replace(request, out_dir=out_dir / "search_base")
     if base.folding_config is None and base.target_fps is None:
