@@ -2,9 +2,9 @@
 
     python scripts/rtl_resources.py [--out docs/results/rtl_resources.md]
 
-For each configuration of the calibration grid (qmlp_brevitas.finn.custom_op.rtl.synth), the
-layer's HDL is generated as in a FINN build and synthesized with Yosys for UltraScale+
-(synth_xilinx -family xcup); prints and writes a Markdown table of estimate vs Yosys.
+For each configuration of the calibration grid (qmlp_brevitas.finn.custom_op.rtl.resource_check),
+the layer's HDL is generated as in a FINN build and synthesized with the project's Yosys flow for
+UltraScale+ (qmlp_brevitas.finn.synth); prints and writes a Markdown table of estimate vs Yosys.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qmlp_brevitas.finn.custom_op.rtl.synth import (  # noqa: E402
-    YosysError,
+import tempfile  # noqa: E402
+
+from qmlp_brevitas.finn.custom_op.rtl.resource_check import (  # noqa: E402
     calibration_grid,
     compare,
 )
+from qmlp_brevitas.finn.synth import SynthesisError  # noqa: E402
 from qmlp_brevitas.rtlsim.node import ensure_finn_settings  # noqa: E402
 
 
@@ -43,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     ensure_finn_settings()
     rows = []
     try:
-        for label, model in calibration_grid():
-            rows.append((label, compare(model, model.graph.node[0].name)))
-            print(label, {k: v for k, v in rows[-1][1].items() if k != "cells"}, flush=True)
-    except YosysError as err:
+        with tempfile.TemporaryDirectory(prefix="qmlp_rtl_resources_") as tmp:
+            for i, (label, model) in enumerate(calibration_grid()):
+                rows.append((label, compare(model, model.graph.node[0].name, Path(tmp) / str(i))))
+                print(label, {k: v for k, v in rows[-1][1].items() if k != "cells"}, flush=True)
+    except SynthesisError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = markdown(rows)

@@ -102,6 +102,21 @@ def _declared_attributes(op_type: str, domain: str, node: NodeProto) -> set[str]
     return set(getCustomOp(probe).get_nodeattr_types())
 
 
+def built_variant(inst):
+    """The op instance the build makes of a layer: for a layer that :class:`SpecializeToRTL`
+    swaps (an ``X_hls`` before ``step_qmlp_specialize_rtl``), its RTL variant on a copy of the
+    node with the same attributes; any other layer as it is."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    target = rtl_variant(inst.onnx_node)
+    if target is None:
+        return inst
+    probe = NodeProto()
+    probe.CopyFrom(inst.onnx_node)
+    probe.op_type, probe.domain = target
+    return getCustomOp(probe)
+
+
 class SpecializeToRTL(Transformation):
     """Turn FINN HW/HLS layers that have an RTL variant into it (see the module docstring)."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,7 @@ from .transforms import (
     OutputDequantToHost,
     ReduceMeanToGlobalAccPool,
     SlicesToSplit,
+    ThresholdsToRequant,
     TidyOnChangeComposed,
     ZeroPointQuantToThresholds,
     output_dequant_tail,
@@ -68,6 +70,9 @@ from .transforms import (
 VERIFICATION_FILE = "verification.json"
 PARENT_MODEL = "dataflow_parent.onnx"
 MAX_STREAMLINE_ROUNDS = 8
+# Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
+MAX_THRESHOLD_BITS = 8
+NO_FINN_REQUANT = 33
 
 
 class UnmappedNodeError(FINNUserError, ValueError):
@@ -219,17 +224,28 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 
     Expects ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with
     embedded thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False``
-    (every transpose becomes a ``Shuffle``). A ``Shuffle`` that keeps the element order becomes
-    a ``Reshape`` (:class:`OrderPreservingShuffleToReshape`), and the float output scale and bias
-    of the logits stay ONNX nodes for the host (:class:`OutputDequantToHost`). Verified as stage
-    ``hw_layers``.
+    (every transpose becomes a ``Shuffle``). With ``cfg.requant_bitwidth_threshold`` at 8 bits or
+    less (``fpga/build.py --requant-bits``), thresholds of that many output bits become FINN
+    ``Requant`` layers where that is exact
+    (:class:`~qmlp_brevitas.finn.transforms.ThresholdsToRequant`), in place of FINN's own
+    conversion. A ``Shuffle`` that keeps the element order becomes
+    a ``Reshape`` (:class:`~qmlp_brevitas.finn.transforms.OrderPreservingShuffleToReshape`), and
+    the float output scale and bias of the logits stay ONNX nodes for the host
+    (:class:`OutputDequantToHost`). Verified as stage ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
     model = model.transform(InferSplitLayer())
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
-    model = step_convert_to_hw(model, cfg)
+    requant_bits = cfg.requant_bitwidth_threshold
+    if requant_bits is not None and requant_bits <= MAX_THRESHOLD_BITS:
+        # FINN's own conversion accepts thresholds uniform within 1 %: use the exact one.
+        model = step_convert_to_hw(model, replace(cfg, requant_bitwidth_threshold=NO_FINN_REQUANT))
+        model = model.transform(ThresholdsToRequant(requant_bits, cfg._resolve_fpga_part()))
+    else:
+        model = step_convert_to_hw(model, cfg)
+    # A transpose that keeps the element order (the 1-channel input image) needs no shuffle.
     model = model.transform(OrderPreservingShuffleToReshape())
     model = model.transform(OutputDequantToHost())
     model = model.transform(InferShapes()).transform(InferDataTypes())

@@ -50,7 +50,7 @@ class StreamingSplit_rtl(StreamingSplit, ProjectRTLBackend):
         simd, bits = self.get_nodeattr("SIMD"), self.get_input_datatype().bitwidth()
         return [InputSlot(simd, bits, bits)]
 
-    def ff_estimation(self) -> int:
+    def ff_estimation(self, fpgapart: str = "") -> int:
         return resources.split_ff(self.get_instream_width(), self.folds())
 
     def lut_estimation(self, fpgapart: str = "") -> int:
