@@ -12,29 +12,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..layout import BuildFolder
+
 RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 FOLDING_ATTRS = ("PE", "SIMD")
-SUMMARY_NAME = "summary.json"
-FINAL_MODEL_STEP = "step_generate_estimate_reports"
 
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _final_model_path(out_dir: Path) -> Path:
-    return out_dir / "intermediate_models" / f"{FINAL_MODEL_STEP}.onnx"
-
-
-def layer_rows(out_dir: Path) -> list[dict]:
+def layer_rows(folder: BuildFolder) -> list[dict]:
     """One row per hardware layer of the final model, in graph order."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    report = out_dir / "report"
-    cycles = _load(report / "estimate_layer_cycles.json")
-    resources = _load(report / "estimate_layer_resources.json")
-    model = ModelWrapper(str(_final_model_path(out_dir)))
+    cycles = _load(folder.layer_cycles)
+    resources = _load(folder.layer_resources)
+    model = ModelWrapper(str(folder.final_model))
     rows = []
     for node in model.graph.node:
         inst = getCustomOp(node)
@@ -70,20 +65,16 @@ def layernorm_cost(rows: list[dict]) -> dict:
     }
 
 
-def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> dict:
-    """Collect the summary of a finished build in ``out_dir`` (see module docstring)."""
-    from .steps import read_verification
-
-    out_dir = Path(out_dir)
-    perf = _load(out_dir / "report" / "estimate_network_performance.json")
-    rows = layer_rows(out_dir)
+def write_summary(folder: BuildFolder, cfg, seconds: float, hardware: bool) -> dict:
+    """Collect the summary of a finished build in ``folder`` (see module docstring)."""
+    perf = _load(folder.network_performance)
+    rows = layer_rows(folder)
     missing_cycles = [r["name"] for r in rows if not r["cycles"]]
     missing_resources = [r["name"] for r in rows if r["no_resource_estimate"]]
     missing_lut = [r["name"] for r in rows if not r["LUT"]]
     totals = {r: sum(row[r] for row in rows) for r in RESOURCES}
     bottleneck = perf.get("max_cycles_node_name")
     return {
-        "model": str(cfg.verify_input_npy).rsplit("/", 1)[0],
         "fpga_part": cfg._resolve_fpga_part(),  # noqa: SLF001 (FINN's own resolution)
         "board": cfg.board,
         "clock_ns": cfg.synth_clk_period_ns,
@@ -104,18 +95,20 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
         "missing_cycle_estimates": missing_cycles,
         "missing_resource_estimates": missing_resources,
         "layernorm": layernorm_cost(rows),
-        "verification": read_verification(out_dir),
-        "final_model": str(_final_model_path(out_dir).absolute()),
-        "intermediate_models": str((out_dir / "intermediate_models").absolute()),
+        "verification": folder.read_verification(),
+        "final_model": str(folder.final_model.absolute()),
+        "intermediate_models": str(folder.intermediate_models.absolute()),
         "verify_input": str(Path(cfg.verify_input_npy).absolute()),
         "verify_expected_output": str(Path(cfg.verify_expected_output_npy).absolute()),
     }
 
 
-def save_summary(out_dir: str | Path, summary: dict) -> Path:
-    path = Path(out_dir) / SUMMARY_NAME
-    path.write_text(json.dumps(summary, indent=2) + "\n")
-    return path
+def save_summary(folder: BuildFolder, summary: dict) -> Path:
+    """Write ``summary.json`` atomically."""
+    from ..export import write_json
+
+    write_json(folder.summary, summary)
+    return folder.summary
 
 
 def format_summary(summary: dict) -> str:
@@ -176,6 +169,8 @@ def format_summary(summary: dict) -> str:
         )
     else:
         lines.append("LayerNorm       none in this model")
+    if summary.get("verification_note"):
+        lines.append(f"verified on     {summary['verification_note']}")
     for stage, res in summary["verification"].items():
         verdict = "match" if res["ok"] else "MISMATCH"
         lines.append(f"verify {stage:<16} {verdict} (max abs difference {res['max_abs_diff']:.3g})")
