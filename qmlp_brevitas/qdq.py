@@ -42,9 +42,10 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
 from .errors import QMLPError
+from .finn.domains import FINN_GENERAL_DOMAIN, QONNX_DOMAIN
 
 QDQ_OPSET = 21
-QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")
+QONNX_DOMAINS = (QONNX_DOMAIN, FINN_GENERAL_DOMAIN)
 
 
 class QDQExportError(QMLPError, ValueError):

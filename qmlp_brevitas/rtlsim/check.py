@@ -50,7 +50,7 @@ def load_model(path: str | Path) -> ModelWrapper:
         raise NothingToCheckError(
             f"{path} has no FINN RTL layers (*_rtl; its ops: {', '.join(ops)}), so there is "
             "nothing to simulate; pass the folded, specialised model of a FINN build "
-            "(intermediate_models/step_generate_estimate_reports.onnx)"
+            f"({BuildFolder('BUILD').final_model})"
         )
     return model
 
