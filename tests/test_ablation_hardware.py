@@ -11,6 +11,7 @@ from qmlp_brevitas.ablation import AblationConfig, AblationRow, RowResult, defau
 from qmlp_brevitas.errors import RunFolderError
 from qmlp_brevitas.export import export_model
 from qmlp_brevitas.finn import cost
+from qmlp_brevitas.layout import RunFolder
 from qmlp_brevitas.models import create_qmlp
 from qmlp_brevitas.train import calibrate
 
@@ -100,8 +101,9 @@ def test_qmlp_row_compiles_and_its_cost_is_cached(tmp_path, monkeypatch):
     run = _export_run(tmp_path / "run")
     column = cost.hardware_column(TARGET_FPS)
     cells = column(_row_result(run))
-    saved = json.loads((cost.cost_dir(run, TARGET_FPS) / cost.COST_NAME).read_text())
-    summary = json.loads((cost.cost_dir(run, TARGET_FPS) / "summary.json").read_text())
+    folder = RunFolder(run).cost_build(TARGET_FPS)
+    saved = json.loads(folder.hardware_cost.read_text())
+    summary = json.loads(folder.summary.read_text())
     assert saved["compiles"] and saved["verified"]
     assert cells["FINN"] == f"yes, {len(summary['layers'])} layers"
     assert cells[f"fps (target {TARGET_FPS})"] == round(summary["estimated_fps"]) >= TARGET_FPS
@@ -125,5 +127,5 @@ def test_gelu_row_does_not_compile_and_says_which_node(tmp_path):
     assert result["failed_step"] == "step_qmlp_convert_to_hw"
     assert {n["op_type"] for n in result["unmapped_nodes"]} >= {"Erf"}
     assert cost.cost_columns(result)["FINN"].startswith("no: Erf node ")
-    summary = json.loads((cost.cost_dir(run, TARGET_FPS) / "summary.json").read_text())
+    summary = json.loads(RunFolder(run).cost_build(TARGET_FPS).summary.read_text())
     assert summary["status"] == "failed" and summary["failed_step"] == "step_qmlp_convert_to_hw"

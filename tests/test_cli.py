@@ -106,3 +106,22 @@ def test_scripts_are_thin_wrappers_of_the_tools(path, tool):
         isinstance(main_block, ast.If) and ast.unparse(main_block.test) == "__name__ == '__main__'"
     )
     assert ast.unparse(main_block.body[0]) == f"{tool}()"
+
+
+@pytest.mark.parametrize(
+    ("tool", "argv"),
+    [
+        ("train", []),
+        ("export", ["--checkpoint", "none.pt"]),
+        ("ablation", []),
+        ("ranges", ["--model", "qmlp_mixer_28"]),
+        ("build", ["--onnx", "none.onnx"]),
+    ],
+)
+def test_out_under_a_file_is_one_line_for_every_tool(tool, argv, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    main = importlib.import_module(f"qmlp_brevitas.cli.{tool}").main
+    assert run_main(main, [*argv, "--out", str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err
+    out, file = tmp_path / "file" / "out", tmp_path / "file"
+    assert err == f"error: --out {out} cannot be a folder: {file} is a file; choose another --out\n"

@@ -87,14 +87,16 @@ def test_plain_install_has_the_console_scripts_and_presets(tmp_path):
     assert any(n.endswith("verilator_patches/skid_verilator.patch") for n in names)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Without this session's PYTHONPATH: pip would take a checkout's egg-info for an install.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
-    subprocess.run([*pip, str(wheel)], check=True)
-    env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    subprocess.run([*pip, str(wheel)], check=True, env=clean)
+    env = {**clean, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
 
     def run(*argv):
-        return subprocess.run(
-            argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=True
-        ).stdout
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     where = run(
         str(venv / "bin" / "python"), "-c", "import qmlp_brevitas; print(qmlp_brevitas.__file__)"

@@ -18,6 +18,7 @@ from ..analysis import (
     write_json,
 )
 from ..errors import ConfigError
+from ..layout import check_output_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +65,7 @@ def main(argv=None) -> int:
         raise ConfigError("--batches and --batch-size must be at least 1")
     if args.run and args.checkpoint:
         raise ConfigError("--checkpoint goes with --model; a --run folder holds its own checkpoint")
+    check_output_folder(args.out)
     if args.run:
         loaded = [load_run(run, n) for run, n in zip(args.run, run_names(args.run), strict=True)]
         models = {label: model for label, model, _ in loaded}
