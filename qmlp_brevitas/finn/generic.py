@@ -12,8 +12,9 @@ from copy import deepcopy
 
 from qonnx.core.modelwrapper import ModelWrapper
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
-SPECIALISED_SUFFIX = {HW_DOMAIN + ".hls": "_hls", HW_DOMAIN + ".rtl": "_rtl"}
+from .domains import HLS_DOMAIN, HW_DOMAIN, RTL_DOMAIN
+
+SPECIALISED_SUFFIX = {HLS_DOMAIN: "_hls", RTL_DOMAIN: "_rtl"}
 
 
 def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:

@@ -29,9 +29,9 @@ import numpy as np
 from onnx import helper
 
 from . import cost_models
+from .domains import HW_DOMAIN, is_hw_layer
 from .parts import RESOURCES, UnknownPartError, part_capacity
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 ESTIMATE_METHODS = {
     "LUT": "lut_estimation",
     "BRAM_18K": "bram_estimation",
@@ -144,7 +144,7 @@ def layer_cost(inst, fpgapart: str, synthesized: dict | None = None) -> LayerCos
 
 
 def _hw_nodes(model):
-    return [n for n in model.graph.node if n.domain.startswith(HW_DOMAIN)]
+    return [n for n in model.graph.node if is_hw_layer(n.domain)]
 
 
 def _dwc_cost(name: str, width_in: int, width_out: int, shape, dtype: str, fpgapart: str):
@@ -260,7 +260,7 @@ def stream_costs(model, fpgapart: str) -> list[LayerCost]:
         ]
         for j, tensor in dynamic:
             producer = model.find_producer(tensor)
-            if producer is None or not producer.domain.startswith(HW_DOMAIN):
+            if producer is None or not is_hw_layer(producer.domain):
                 continue
             pinst = getCustomOp(producer)
             k = list(producer.output).index(tensor)

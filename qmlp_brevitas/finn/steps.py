@@ -4,7 +4,7 @@ Each step is ``step_x(model, cfg) -> model`` like FINN's own (``finn.builder.bui
 and resolves by its dotted name (``qmlp_brevitas.finn.steps.step_qmlp_streamline``). FINN must be
 set up (:func:`qmlp_brevitas.finn.settings.setup_finn`) before this module is imported.
 
-The stages verified against the export's ``input.npy``/``expected_output.npy`` with
+The stages verified against the build's verification input and expected output with
 ``execute_onnx`` are written to ``report/verification.json`` (stage -> max abs difference).
 """
 
@@ -24,13 +24,15 @@ from finn.transformation.streamline.absorb import AbsorbTransposeIntoMultiThresh
 from finn.transformation.streamline.extract_norm_scale_bias import ExtractNormScaleBias
 from finn.transformation.streamline.reorder import MoveLinearPastEltwiseAdd, MoveMulPastFork
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.util.cleanup import cleanup_model
 
+from ..layout import BuildFolder
+from .domains import is_hw_layer
+from .errors import UnmappedNode, UnmappedNodeError, write_unmapped
 from .generic import generic_hw_copy
 from .transforms import (
     AbsorbClipIntoQuant,
@@ -51,16 +53,10 @@ from .transforms import (
     tidy_on_change_streamline,
 )
 
-VERIFICATION_FILE = "verification.json"
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 MAX_STREAMLINE_ROUNDS = 8
 # Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
 MAX_THRESHOLD_BITS = 8
 NO_FINN_REQUANT = 33
-
-
-class UnmappedNodeError(FINNUserError, ValueError):
-    """A compute node that did not become a FINN hardware layer."""
 
 
 def verify_stage(model: ModelWrapper, cfg: DataflowBuildConfig, stage: str) -> dict:
@@ -81,8 +77,10 @@ def verify_stage(model: ModelWrapper, cfg: DataflowBuildConfig, stage: str) -> d
         "atol": cfg.verification_atol,
         "seconds": round(time.time() - start, 2),
     }
-    path = cfg.get_report_directory() / VERIFICATION_FILE
-    results = json.loads(path.read_text()) if path.exists() else {}
+    folder = BuildFolder(cfg.output_dir)
+    path = folder.verification_report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = folder.read_verification()
     results[stage] = result
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(
@@ -159,14 +157,13 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     return model
 
 
-def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
-    """``(name, op_type, why)`` of every node that is not a FINN hardware layer."""
-    found = []
-    for node in model.graph.node:
-        if node.domain.startswith(HW_DOMAIN):
-            continue
-        found.append((node.name, node.op_type, _why_unmapped(model, node)))
-    return found
+def unmapped_nodes(model: ModelWrapper) -> list[UnmappedNode]:
+    """Every node that is not a hardware layer (FINN's or this project's), and why."""
+    return [
+        UnmappedNode(node.name, node.op_type, _why_unmapped(model, node))
+        for node in model.graph.node
+        if not is_hw_layer(node.domain)
+    ]
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
@@ -179,16 +176,14 @@ def _why_unmapped(model: ModelWrapper, node) -> str:
     return f"FINN has no hardware layer for {node.op_type} with these inputs ({', '.join(dtypes)})"
 
 
-def check_all_hw(model: ModelWrapper) -> None:
-    """Raise :class:`UnmappedNodeError` naming the first node that is not a hardware layer."""
+def check_all_hw(model: ModelWrapper, report: Path | None = None) -> None:
+    """Raise :class:`UnmappedNodeError` (fields of the first node that is not a hardware layer,
+    and all of them); with ``report``, also write them there as JSON first."""
     missing = unmapped_nodes(model)
     if missing:
-        name, op_type, why = missing[0]
-        others = f" ({len(missing) - 1} more: {', '.join(n for n, _, _ in missing[1:])})"
-        raise UnmappedNodeError(
-            f"node {name} ({op_type}) cannot be mapped to a FINN hardware layer: {why}"
-            + (others if len(missing) > 1 else "")
-        )
+        if report is not None:
+            write_unmapped(report, missing)
+        raise UnmappedNodeError(missing)
 
 
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -218,7 +213,7 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
         model = step_convert_to_hw(model, cfg)
     # A transpose that keeps the element order (the 1-channel input image) needs no shuffle.
     model = model.transform(OrderPreservingShuffleToReshape())
-    check_all_hw(model)
+    check_all_hw(model, BuildFolder(cfg.output_dir).unmapped_nodes)
     verify_stage(model, cfg, "hw_layers")
     return model
 
@@ -231,9 +226,3 @@ def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     """
     verify_stage(generic_hw_copy(model), cfg, "folded")
     return model
-
-
-def read_verification(output_dir: str | Path) -> dict:
-    """The stage results written by :func:`verify_stage`, or an empty dict."""
-    path = Path(output_dir) / "report" / VERIFICATION_FILE
-    return json.loads(path.read_text()) if path.exists() else {}

@@ -18,7 +18,8 @@ import numpy as np
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+from qmlp_brevitas.finn.domains import RTL_DOMAIN
+
 FOLDING_ATTRS = ("PE", "SIMD", "TH", "pumpedCompute")
 
 
