@@ -25,8 +25,9 @@ class UnknownPartError(ConfigError):
         self.part = part
         known = ", ".join(sorted(PART_CAPACITY))
         super().__init__(
-            f"no resource capacity known for part {part!r} (known: {known}); give the budget "
-            "explicitly with --budget LUT=...,DSP=..."
+            f"no resource capacity known for part {part!r} (known: {known}); give every "
+            f"resource of the budget explicitly: --budget "
+            + ",".join(f"{r}=..." for r in RESOURCES)
         )
 
 
@@ -52,11 +53,10 @@ def part_capacity(part: str) -> dict[str, int]:
 
 
 def parse_budget(text: str | None, part: str) -> dict[str, float]:
-    """``"LUT=30000,DSP=200"`` as a budget; resources not named get the part's capacity."""
-    budget: dict[str, float] = dict(part_capacity(part))
-    if not text:
-        return budget
-    for item in text.split(","):
+    """``"LUT=30000,DSP=200"`` as a budget; resources not named get the part's capacity (a part
+    whose capacity is not known needs every resource named)."""
+    budget: dict[str, float] = {}
+    for item in text.split(",") if text else []:
         name, sep, value = item.partition("=")
         name = name.strip().upper()
         if not sep:
@@ -70,4 +70,6 @@ def parse_budget(text: str | None, part: str) -> dict[str, float]:
         if not amount >= 0:  # nan too
             raise BudgetError(item, "must be 0 or more")
         budget[name] = amount
-    return budget
+    if set(budget) != set(RESOURCES):
+        budget = {**part_capacity(part), **budget}
+    return {r: budget[r] for r in RESOURCES}
