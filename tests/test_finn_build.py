@@ -310,7 +310,7 @@ def test_rebuild_removes_the_earlier_builds_costing_files(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_budget_build_searches_builds_and_records_the_search(tmp_path, capsys):
+def test_budget_build_searches_builds_and_records_the_search(tmp_path, capfd):
     """``--budget`` on a one-block Q-MLP: the first build in ``search_base``, the searched
     folding built and verified on the same data, the search in the summary and in
     ``folding_search.json``; then Yosys' counts of a layer (``synthesis.json``) re-cost the
@@ -321,7 +321,7 @@ def test_budget_build_searches_builds_and_records_the_search(tmp_path, capsys):
     folder = BuildFolder(tmp_path / "fpga")
     argv = ["--run", str(tmp_path / "export"), "--out", str(folder.root), "--budget"]
     assert run_main(build_main, [*argv, "LUT=200000,DSP=400"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out  # the search's progress goes to the terminal's own stream
     assert "folding search: first build in" in out and "the built folding fits" in out
     summary = folder.read_summary()
     search = summary["folding_search"]
