@@ -19,8 +19,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .layout import RunFolder
+
 DEFAULT_LUT_BUDGETS = (30_000,)
-RESULT_NAME = "design_point.json"
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,20 @@ def cost_point(
     part: str = "xczu7ev-ffvc1156-2-e",
     clock_ns: float = 5.0,
 ) -> dict:
-    """Accuracy and the folding search's results for one point (cached in the run folder)."""
+    """Accuracy and the folding search's results for one point (cached in its build folder,
+    :meth:`~qmlp_brevitas.layout.RunFolder.design_build`)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from .finn.build import SEARCH_MODEL_STEP, BuildRequest, run_build
+    from .export import write_json
+    from .finn.build import BuildRequest, run_build
     from .finn.folding_search import BudgetTooSmallError, search_folding
     from .finn.layer_costs import stream_costs
     from .finn.parts import parse_budget
-    from .finn.report import FINAL_MODEL_STEP
 
-    metrics = json.loads((point.run_dir / "metrics.json").read_text())
-    suffix = f"-requant{point.requant_bits}" if point.requant_bits else ""
-    out = point.run_dir / f"fpga-design{suffix}"
-    cached = out / RESULT_NAME
+    run = RunFolder(point.run_dir)
+    metrics = run.read_metrics()
+    folder = run.design_build(point.requant_bits)
+    cached = folder.design_point
     key = {
         "budgets": list(budgets),
         "part": part,
@@ -78,17 +80,16 @@ def cost_point(
         if saved.get("request") == key:
             return saved
     request = BuildRequest(
-        point.run_dir,
-        out,
+        run.root,
+        folder.root,
         part=part,
         clock_ns=clock_ns,
         target_fps=1000,
         requant_bits=point.requant_bits,
     )
     summary = run_build(request)
-    inter = out / "intermediate_models"
-    model = ModelWrapper(str(inter / f"{SEARCH_MODEL_STEP}.onnx"))
-    final = ModelWrapper(str(inter / f"{FINAL_MODEL_STEP}.onnx"))
+    model = ModelWrapper(str(folder.search_model))
+    final = ModelWrapper(str(folder.final_model))
     fifos = [c for c in stream_costs(final, part) if c.op_type == "StreamingFIFO"]
     searches = {}
     for name, text in [("part", None)] + [(f"LUT={b}", f"LUT={b}") for b in budgets]:
@@ -117,7 +118,7 @@ def cost_point(
         "search": searches,
         "request": key,
     }
-    cached.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(cached, result)
     return result
 
 

@@ -80,3 +80,14 @@ def test_bad_budget_is_refused_before_building(tmp_path):
     with pytest.raises(ValueError, match="RESOURCE=NUMBER"):
         run_budget_build(request, "LUTS=3")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_part_of_unknown_capacity_takes_a_budget_that_names_every_resource():
+    full = "LUT=50000,FF=100000,BRAM_18K=100,URAM=0,DSP=200"
+    budget = parse_budget(full, "xcvu9p-flga2104-2-i")
+    assert budget == {"LUT": 50000, "FF": 100000, "BRAM_18K": 100, "URAM": 0, "DSP": 200}
+    with pytest.raises(UnknownPartError, match="BRAM_18K=...,URAM=...,DSP=...") as info:
+        parse_budget("LUT=50000,DSP=200", "xcvu9p-flga2104-2-i")
+    assert info.value.part == "xcvu9p-flga2104-2-i"
+    # a known part's capacity fills in, the named resources in the same order as always
+    assert list(parse_budget("DSP=5,LUT=7", PART)) == ["LUT", "FF", "BRAM_18K", "URAM", "DSP"]

@@ -17,7 +17,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from .layer_costs import HW_DOMAIN, LayerCost, fits, layer_cost
+from ..errors import ConfigError
+from .domains import is_hw_layer
+from .layer_costs import LayerCost, fits, layer_cost
 from .parts import RESOURCES
 
 PE_DIMENSION = ("NumChannels",)
@@ -65,8 +67,9 @@ def _has(inst, attr: str) -> bool:
     return True
 
 
-class BudgetTooSmallError(ValueError):
-    """Even the smallest folding exceeds the budget; ``totals`` are its modelled resources."""
+class BudgetTooSmallError(ConfigError):
+    """Even the smallest folding exceeds the budget; ``totals`` are its modelled resources,
+    ``over`` the resources it exceeds."""
 
     def __init__(self, totals: dict[str, float], budget: dict[str, float]):
         self.totals, self.budget = totals, budget
@@ -74,6 +77,7 @@ class BudgetTooSmallError(ValueError):
         super().__init__(
             "even the smallest folding does not fit the budget: "
             + ", ".join(f"{r} {totals[r]:,.0f} > {budget[r]:,.0f}" for r in self.over)
+            + "; give a larger --budget"
         )
 
 
@@ -118,7 +122,7 @@ def search_folding(
     from qonnx.custom_op.registry import getCustomOp
 
     model = copy.deepcopy(model)
-    insts = {n.name: getCustomOp(n) for n in model.graph.node if n.domain.startswith(HW_DOMAIN)}
+    insts = {n.name: getCustomOp(n) for n in model.graph.node if is_hw_layer(n.domain)}
     legal = {name: legal_values(inst) for name, inst in insts.items()}
     for name, inst in insts.items():
         for attr in legal[name]:

@@ -14,23 +14,11 @@ from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
-from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from .custom_op import DOMAIN as PROJECT_DOMAIN
-from .custom_op import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from .domains import HLS_DOMAIN, HW_DOMAIN, QMLP_HW_DOMAIN, QMLP_RTL_DOMAIN, RTL_DOMAIN
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
-SPECIALISED_SUFFIX = {
-    HW_DOMAIN + ".hls": "_hls",
-    HW_DOMAIN + ".rtl": "_rtl",
-    PROJECT_RTL_DOMAIN: "_rtl",
-}
-
-
-def is_hw_layer(node: NodeProto) -> bool:
-    """A FINN HW layer or one of the project's (generic or specialised)."""
-    return node.domain.startswith(HW_DOMAIN) or node.domain.startswith(PROJECT_DOMAIN)
+SPECIALISED_SUFFIX = {HLS_DOMAIN: "_hls", RTL_DOMAIN: "_rtl", QMLP_RTL_DOMAIN: "_rtl"}
 
 
 def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
@@ -42,8 +30,8 @@ def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
         suffix = SPECIALISED_SUFFIX.get(node.domain)
         if suffix and node.op_type.endswith(suffix):
             node.op_type = node.op_type[: -len(suffix)]
-            project_op = node.domain == PROJECT_RTL_DOMAIN and node.op_type in project_hw_ops
-            node.domain = PROJECT_DOMAIN if project_op else HW_DOMAIN
+            project_op = node.domain == QMLP_RTL_DOMAIN and node.op_type in project_hw_ops
+            node.domain = QMLP_HW_DOMAIN if project_op else HW_DOMAIN
     return copy
 
 

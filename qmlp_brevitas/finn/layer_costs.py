@@ -30,10 +30,9 @@ import numpy as np
 from onnx import helper
 
 from . import cost_models
-from .generic import is_hw_layer
+from .domains import HW_DOMAIN, is_hw_layer
 from .parts import RESOURCES, UnknownPartError, part_capacity
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 ESTIMATE_METHODS = {
     "LUT": "lut_estimation",
     "FF": "ff_estimation",
@@ -151,7 +150,7 @@ def layer_cost(inst, fpgapart: str, synthesized: dict | None = None) -> LayerCos
 
 
 def _hw_nodes(model):
-    return [n for n in model.graph.node if is_hw_layer(n)]
+    return [n for n in model.graph.node if is_hw_layer(n.domain)]
 
 
 def _dwc_cost(name: str, width_in: int, width_out: int, shape, dtype: str, fpgapart: str):
@@ -267,7 +266,7 @@ def stream_costs(model, fpgapart: str) -> list[LayerCost]:
         ]
         for j, tensor in dynamic:
             producer = model.find_producer(tensor)
-            if producer is None or not is_hw_layer(producer):
+            if producer is None or not is_hw_layer(producer.domain):
                 continue
             pinst = getCustomOp(producer)
             k = list(producer.output).index(tensor)

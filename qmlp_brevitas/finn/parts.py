@@ -6,6 +6,8 @@ tables: CLB LUTs, CLB flip-flops, 18 Kb block RAMs (two per 36 Kb block), UltraR
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+
 RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
 
 PART_CAPACITY: dict[str, dict[str, int]] = {
@@ -16,15 +18,28 @@ PART_CAPACITY: dict[str, dict[str, int]] = {
 }
 
 
-class UnknownPartError(ValueError):
+class UnknownPartError(ConfigError):
     """A part whose capacity the project does not know."""
 
     def __init__(self, part: str):
         self.part = part
         known = ", ".join(sorted(PART_CAPACITY))
         super().__init__(
-            f"no resource capacity known for part {part!r} (known: {known}); give the budget "
-            "explicitly with --budget LUT=...,DSP=..."
+            f"no resource capacity known for part {part!r} (known: {known}); give every "
+            f"resource of the budget explicitly: --budget "
+            + ",".join(f"{r}=..." for r in RESOURCES)
+        )
+
+
+class BudgetError(ConfigError):
+    """A ``--budget`` item that is not ``RESOURCE=NUMBER`` with a known resource and a number
+    of at least 0; ``item`` is the item as given."""
+
+    def __init__(self, item: str, problem: str):
+        self.item, self.problem = item, problem
+        super().__init__(
+            f"--budget item {item!r}: {problem} (write RESOURCE=NUMBER with RESOURCE one of "
+            f"{', '.join(RESOURCES)}, e.g. --budget LUT=30000,DSP=200)"
         )
 
 
@@ -38,23 +53,23 @@ def part_capacity(part: str) -> dict[str, int]:
 
 
 def parse_budget(text: str | None, part: str) -> dict[str, float]:
-    """``"LUT=30000,DSP=200"`` as a budget; resources not named get the part's capacity."""
-    budget: dict[str, float] = dict(part_capacity(part))
-    if not text:
-        return budget
-    for item in text.split(","):
+    """``"LUT=30000,DSP=200"`` as a budget; resources not named get the part's capacity (a part
+    whose capacity is not known needs every resource named)."""
+    budget: dict[str, float] = {}
+    for item in text.split(",") if text else []:
         name, sep, value = item.partition("=")
         name = name.strip().upper()
-        if not sep or name not in RESOURCES:
-            raise ValueError(
-                f"--budget item {item!r}: write RESOURCE=NUMBER with RESOURCE one of "
-                f"{', '.join(RESOURCES)} (e.g. --budget LUT=30000,DSP=200)"
-            )
+        if not sep:
+            raise BudgetError(item, "no '='")
+        if name not in RESOURCES:
+            raise BudgetError(item, f"unknown resource {name!r}")
         try:
             amount = float(value)
         except ValueError:
-            raise ValueError(f"--budget {name}={value!r}: not a number") from None
-        if amount < 0:
-            raise ValueError(f"--budget {name}={value}: must not be negative")
+            raise BudgetError(item, f"{value.strip()!r} is not a number") from None
+        if not amount >= 0:  # nan too
+            raise BudgetError(item, "must be 0 or more")
         budget[name] = amount
-    return budget
+    if set(budget) != set(RESOURCES):
+        budget = {**part_capacity(part), **budget}
+    return {r: budget[r] for r in RESOURCES}

@@ -20,25 +20,20 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from ..layout import BuildFolder
 from .parts import RESOURCES
 
 FINN_RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
-SUMMARY_NAME = "summary.json"
-SYNTHESIS_NAME = "synthesis.json"
-FINAL_MODEL_STEP = "step_qmlp_generate_estimate_reports"
 
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _final_model_path(out_dir: Path) -> Path:
-    return out_dir / "intermediate_models" / f"{FINAL_MODEL_STEP}.onnx"
-
-
-def synthesized_layers(out_dir: Path) -> dict[str, dict]:
-    """Yosys' counts per layer name from ``<build>/synthesis.json`` (``scripts/synth.py``)."""
-    data = _load(Path(out_dir) / SYNTHESIS_NAME)
+def synthesized_layers(folder: BuildFolder) -> dict[str, dict]:
+    """Yosys' counts per layer name from the build's ``synthesis.json``
+    (:func:`qmlp_brevitas.finn.synth.synthesize_node` results by layer name)."""
+    data = _load(folder.synthesis)
     return {name: {r: v[r] for r in RESOURCES if r in v} for name, v in data.items()}
 
 
@@ -56,17 +51,16 @@ def cost_row(cost) -> dict:
     }
 
 
-def layer_rows(out_dir: Path, fpgapart: str, clock_ns: float) -> tuple[list[dict], dict]:
+def layer_rows(folder: BuildFolder, fpgapart: str, clock_ns: float) -> tuple[list[dict], dict]:
     """One row per hardware layer of the final model, in graph order, and the network costs."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from .layer_costs import network_costs
 
-    model = ModelWrapper(str(_final_model_path(out_dir)))
-    costs = network_costs(model, fpgapart, clock_ns, synthesized_layers(out_dir))
-    report = out_dir / "report"
-    finn_cycles = _load(report / "estimate_layer_cycles.json")
-    finn_res = _load(report / "estimate_layer_resources.json")
+    model = ModelWrapper(str(folder.final_model))
+    costs = network_costs(model, fpgapart, clock_ns, synthesized_layers(folder))
+    finn_cycles = _load(folder.layer_cycles)
+    finn_res = _load(folder.layer_resources)
     rows = []
     for cost in costs["layers"]:
         row = cost_row(cost)
@@ -86,11 +80,11 @@ def hls_layers(rows: list[dict]) -> dict:
     return {"count": len(names), "layers": names, "op_types": dict(sorted(types.items()))}
 
 
-def host_nodes(out_dir: Path) -> list[dict]:
+def host_nodes(folder: BuildFolder) -> list[dict]:
     """The nodes of FINN's dataflow parent model outside the accelerator (run on the host)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    path = out_dir / "intermediate_models" / "dataflow_parent.onnx"
+    path = folder.dataflow_parent
     if not path.is_file():
         return []
     parent = ModelWrapper(str(path))
@@ -112,17 +106,13 @@ def layernorm_cost(rows: list[dict]) -> dict:
     }
 
 
-def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> dict:
-    """Collect the summary of a finished build in ``out_dir`` (see module docstring)."""
-    from .steps import read_verification
-
-    out_dir = Path(out_dir)
-    perf = _load(out_dir / "report" / "estimate_network_performance.json")
+def write_summary(folder: BuildFolder, cfg, seconds: float, hardware: bool) -> dict:
+    """Collect the summary of a finished build in ``folder`` (see module docstring)."""
+    perf = _load(folder.network_performance)
     fpgapart = cfg._resolve_fpga_part()  # noqa: SLF001 (FINN's own resolution)
-    rows, costs = layer_rows(out_dir, fpgapart, cfg.synth_clk_period_ns)
+    rows, costs = layer_rows(folder, fpgapart, cfg.synth_clk_period_ns)
     finn_missing_lut = [r["name"] for r in rows if r["sources"]["LUT"] != "finn"]
     return {
-        "model": str(cfg.verify_input_npy).rsplit("/", 1)[0],
         "fpga_part": fpgapart,
         "board": cfg.board,
         "clock_ns": cfg.synth_clk_period_ns,
@@ -133,7 +123,7 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
         "layers": rows,
         "layer_counts": dict(sorted(Counter(r["op_type"] for r in rows).items())),
         "hls_layers": hls_layers(rows),
-        "host_nodes": host_nodes(out_dir),
+        "host_nodes": host_nodes(folder),
         "inserted": [cost_row(c) for c in costs["inserted"]],
         "critical_path_cycles": costs["critical_path_cycles"],
         "max_cycles": costs["max_cycles"],
@@ -154,32 +144,34 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
         "finn_totals": {r: sum(row["finn"][r] for row in rows) for r in FINN_RESOURCES},
         "finn_performance": perf,
         "layernorm": layernorm_cost(rows),
-        "verification": read_verification(out_dir),
-        "final_model": str(_final_model_path(out_dir).absolute()),
-        "intermediate_models": str((out_dir / "intermediate_models").absolute()),
+        "verification": folder.read_verification(),
+        "final_model": str(folder.final_model.absolute()),
+        "intermediate_models": str(folder.intermediate_models.absolute()),
         "verify_input": str(Path(cfg.verify_input_npy).absolute()),
         "verify_expected_output": str(Path(cfg.verify_expected_output_npy).absolute()),
     }
 
 
-def refresh_summary(out_dir: str | Path) -> dict:
+def refresh_summary(folder: BuildFolder) -> dict:
     """Cost a finished build again (after synthesis or a model change) and rewrite its summary;
-    the build's time, message and the rest are kept."""
+    the build's status, time, message, verification source and the rest are kept. A build that
+    did not finish is refused (:meth:`~qmlp_brevitas.layout.BuildFolder.read_summary`)."""
     from finn.builder.build_dataflow_config import DataflowBuildConfig
 
-    out_dir = Path(out_dir)
-    old = _load(out_dir / SUMMARY_NAME)
-    cfg = DataflowBuildConfig.from_json((out_dir / "build_config.json").read_text())
-    summary = write_summary(out_dir, cfg, old.get("build_seconds", 0.0), old.get("hardware_steps"))
-    summary["message"] = old.get("message")
-    save_summary(out_dir, summary)
+    old = folder.read_summary()
+    cfg = DataflowBuildConfig.from_json(folder.build_config.read_text())
+    fresh = write_summary(folder, cfg, old.get("build_seconds", 0.0), old.get("hardware_steps"))
+    summary = {**old, **fresh}
+    save_summary(folder, summary)
     return summary
 
 
-def save_summary(out_dir: str | Path, summary: dict) -> Path:
-    path = Path(out_dir) / SUMMARY_NAME
-    path.write_text(json.dumps(summary, indent=2) + "\n")
-    return path
+def save_summary(folder: BuildFolder, summary: dict) -> Path:
+    """Write ``summary.json`` atomically."""
+    from ..export import write_json
+
+    write_json(folder.summary, summary)
+    return folder.summary
 
 
 SOURCE_MARK = {"finn": "", "modelled": "*", "synthesized": "s"}
@@ -254,6 +246,8 @@ def format_summary(summary: dict) -> str:
             + ", ".join(f"{r} {norm[r]:,.0f}" for r in RESOURCES)
             + f", up to {norm['max_cycles']} cycles ({', '.join(norm['sources'])})"
         )
+    if summary.get("verification_note"):
+        lines.append(f"verified on     {summary['verification_note']}")
     for stage, res in summary["verification"].items():
         verdict = "match" if res["ok"] else "MISMATCH"
         lines.append(f"verify {stage:<16} {verdict} (max abs difference {res['max_abs_diff']:.3g})")

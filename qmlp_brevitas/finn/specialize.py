@@ -34,11 +34,11 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.util.basic import get_by_name
 
-from .custom_op import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from .domains import HLS_DOMAIN as FINN_HLS_DOMAIN
+from .domains import HW_DOMAIN as FINN_HW_DOMAIN
+from .domains import QMLP_RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from .domains import RTL_DOMAIN as FINN_RTL_DOMAIN
 
-FINN_HW_DOMAIN = "finn.custom_op.fpgadataflow"
-FINN_HLS_DOMAIN = FINN_HW_DOMAIN + ".hls"
-FINN_RTL_DOMAIN = FINN_HW_DOMAIN + ".rtl"
 PROJECT_KINDS = ("DuplicateStreams", "StreamingSplit", "StreamingConcat", "GlobalAccPool")
 FINN_ELTWISE_KINDS = ("ElementwiseAdd", "ElementwiseMul")
 

@@ -4,7 +4,7 @@ Each step is ``step_x(model, cfg) -> model`` like FINN's own (``finn.builder.bui
 and resolves by its dotted name (``qmlp_brevitas.finn.steps.step_qmlp_streamline``). FINN must be
 set up (:func:`qmlp_brevitas.finn.settings.setup_finn`) before this module is imported.
 
-The stages verified against the export's ``input.npy``/``expected_output.npy`` with
+The stages verified against the build's verification input and expected output with
 ``execute_onnx`` are written to ``report/verification.json`` (stage -> max abs difference).
 
 Specialisation: ``step_qmlp_specialize_layers`` is FINN's ``step_specialize_layers`` that keeps
@@ -34,7 +34,6 @@ from finn.transformation.streamline.absorb import AbsorbTransposeIntoMultiThresh
 from finn.transformation.streamline.extract_norm_scale_bias import ExtractNormScaleBias
 from finn.transformation.streamline.reorder import MoveLinearPastEltwiseAdd, MoveMulPastFork
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
@@ -44,7 +43,10 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.cleanup import cleanup_model
 
-from .generic import execute_in_parent, is_hw_layer
+from ..layout import BuildFolder
+from .domains import is_hw_layer
+from .errors import UnmappedNode, UnmappedNodeError, write_unmapped
+from .generic import execute_in_parent
 from .specialize import SpecializeToRTL, preferred_style, run_with_finn_domains
 from .transforms import (
     AbsorbClipIntoQuant,
@@ -67,16 +69,10 @@ from .transforms import (
     tidy_on_change_streamline,
 )
 
-VERIFICATION_FILE = "verification.json"
-PARENT_MODEL = "dataflow_parent.onnx"
 MAX_STREAMLINE_ROUNDS = 8
 # Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
 MAX_THRESHOLD_BITS = 8
 NO_FINN_REQUANT = 33
-
-
-class UnmappedNodeError(FINNUserError, ValueError):
-    """A compute node that did not become a FINN hardware layer."""
 
 
 def verify_stage(
@@ -98,7 +94,7 @@ def verify_stage(
     if parent is None:
         y = execute_onnx(model, inputs)[oname]
     else:
-        child = Path(cfg.output_dir) / "intermediate_models" / f"verify_{stage}.onnx"
+        child = BuildFolder(cfg.output_dir).step_model(f"verify_{stage}")
         y = execute_in_parent(parent, model, inputs, child)[oname]
     diff = float(np.abs(y.reshape(expected.shape) - expected).max())
     result = {
@@ -107,8 +103,10 @@ def verify_stage(
         "atol": cfg.verification_atol,
         "seconds": round(time.time() - start, 2),
     }
-    path = cfg.get_report_directory() / VERIFICATION_FILE
-    results = json.loads(path.read_text()) if path.exists() else {}
+    folder = BuildFolder(cfg.output_dir)
+    path = folder.verification_report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = folder.read_verification()
     results[stage] = result
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(
@@ -185,16 +183,15 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     return model
 
 
-def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
-    """``(name, op_type, why)`` of every node that is not a hardware layer, apart from the
-    output de-quantization left to the host (:class:`OutputDequantToHost`)."""
+def unmapped_nodes(model: ModelWrapper) -> list[UnmappedNode]:
+    """Every node that is not a hardware layer (FINN's or this project's), and why, apart from
+    the output de-quantization left to the host (:class:`OutputDequantToHost`)."""
     host = {n.name for n in output_dequant_tail(model)}
-    found = []
-    for node in model.graph.node:
-        if is_hw_layer(node) or node.name in host:
-            continue
-        found.append((node.name, node.op_type, _why_unmapped(model, node)))
-    return found
+    return [
+        UnmappedNode(node.name, node.op_type, _why_unmapped(model, node))
+        for node in model.graph.node
+        if not is_hw_layer(node.domain) and node.name not in host
+    ]
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
@@ -207,16 +204,14 @@ def _why_unmapped(model: ModelWrapper, node) -> str:
     return f"FINN has no hardware layer for {node.op_type} with these inputs ({', '.join(dtypes)})"
 
 
-def check_all_hw(model: ModelWrapper) -> None:
-    """Raise :class:`UnmappedNodeError` naming the first node that is not a hardware layer."""
+def check_all_hw(model: ModelWrapper, report: Path | None = None) -> None:
+    """Raise :class:`UnmappedNodeError` (fields of the first node that is not a hardware layer,
+    and all of them); with ``report``, also write them there as JSON first."""
     missing = unmapped_nodes(model)
     if missing:
-        name, op_type, why = missing[0]
-        others = f" ({len(missing) - 1} more: {', '.join(n for n, _, _ in missing[1:])})"
-        raise UnmappedNodeError(
-            f"node {name} ({op_type}) cannot be mapped to a FINN hardware layer: {why}"
-            + (others if len(missing) > 1 else "")
-        )
+        if report is not None:
+            write_unmapped(report, missing)
+        raise UnmappedNodeError(missing)
 
 
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -249,7 +244,7 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     model = model.transform(OrderPreservingShuffleToReshape())
     model = model.transform(OutputDequantToHost())
     model = model.transform(InferShapes()).transform(InferDataTypes())
-    check_all_hw(model)
+    check_all_hw(model, BuildFolder(cfg.output_dir).unmapped_nodes)
     verify_stage(model, cfg, "hw_layers")
     return model
 
@@ -302,7 +297,7 @@ def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     parent model, so that host-side nodes (the output scale and bias) are included; cycle-true
     simulation of the same graph is the RTL simulation's job.
     """
-    parent = Path(cfg.output_dir) / "intermediate_models" / PARENT_MODEL
+    parent = BuildFolder(cfg.output_dir).dataflow_parent
     verify_stage(model, cfg, "folded", ModelWrapper(str(parent)) if parent.is_file() else None)
     return model
 
@@ -317,9 +312,3 @@ def step_qmlp_generate_estimate_reports(
     presents the project's RTL layers there for the step.
     """
     return run_with_finn_domains(step_generate_estimate_reports, model, cfg)
-
-
-def read_verification(output_dir: str | Path) -> dict:
-    """The stage results written by :func:`verify_stage`, or an empty dict."""
-    path = Path(output_dir) / "report" / VERIFICATION_FILE
-    return json.loads(path.read_text()) if path.exists() else {}

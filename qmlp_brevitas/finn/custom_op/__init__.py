@@ -7,7 +7,9 @@ the RTL variants of FINN HW ops that finn-plus has only as HLS (:mod:`.rtl`), as
 Importing this package imports no FINN module; importing :mod:`.rtl` does.
 """
 
-DOMAIN = "qmlp_brevitas.finn.custom_op"
-RTL_DOMAIN = DOMAIN + ".rtl"
+from ..domains import QMLP_HW_DOMAIN as DOMAIN
+from ..domains import QMLP_RTL_DOMAIN as RTL_DOMAIN
 
 custom_op: dict = {}
+
+__all__ = ["DOMAIN", "RTL_DOMAIN", "custom_op"]

@@ -17,7 +17,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
+from ..domains import HW_DOMAIN
 
 
 def keeps_order(in_shape, transpose_in_shape, perm, out_shape) -> bool:

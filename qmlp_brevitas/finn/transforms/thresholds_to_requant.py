@@ -31,7 +31,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
+from ..domains import HW_DOMAIN
+
 # Rounding boundaries stay this far inside their integer gap (in input units).
 MARGIN = 1e-3
 
