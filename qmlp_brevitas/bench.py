@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .fast_qat import fast_quant
 from .models import count_params, create_qmlp
 from .train import adamw, calibrate, param_groups
@@ -31,7 +32,7 @@ from .train import adamw, calibrate, param_groups
 MODES = ("float", "qat_eager", "qat_fast")
 
 
-class DeviceError(ValueError):
+class DeviceError(ConfigError):
     """A device that this machine does not have."""
 
 
@@ -133,7 +134,7 @@ def compare(
     ``qat_eager_s`` and ``ratio_eager`` Brevitas' eager path; ``fast_speedup`` eager over fast.
     """
     if steps < 1 or warmup < 0:
-        raise ValueError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
+        raise ConfigError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
     device = device or pick_device()
     load_before = _load()
     float_work = make_workload(model_name, batch_size, device, amp=amp)

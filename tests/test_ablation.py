@@ -22,7 +22,9 @@ from qmlp_brevitas.ablation import (
     estimate_seconds,
     run_ablation,
     run_one,
+    time_training,
 )
+from qmlp_brevitas.cli.ablation import main as ablation_main
 from qmlp_brevitas.quant import BitWidthError
 from qmlp_brevitas.recipe import PRESETS, make_recipe
 
@@ -103,6 +105,14 @@ def test_headline_reports_loss_and_recovery():
     assert "reaches or passes float" in ablation.headline([float_row, naive, better])[0]
 
 
+def test_table_header_names_the_budget_and_the_augmentation():
+    float_row = replace(_result("float", [0.90, 0.90]), bits=None)
+    results = [float_row, _result("naive", [0.70, 0.72]), _result("qmlp", [0.84, 0.86])]
+    table = ablation.markdown_table(AblationConfig(seeds=(0, 1)), results)
+    assert "1 epoch(s), batch 128" in table
+    assert "augmentation: random crop with 2-pixel padding and horizontal flip;" in table
+
+
 def test_finished_run_with_other_budget_is_an_error(tmp_path):
     cfg = AblationConfig(out=str(tmp_path), epochs=2)
     tcfg = cfg.train_config(ablation_rows()[1], 4, 0)
@@ -140,6 +150,25 @@ def test_estimate_counts_reused_rows_once():
     assert estimate_seconds(limited, timings) == pytest.approx(resmlp / 10)
 
 
+def test_time_estimate_runs_the_training_loops_own_step(fmnist_dir, monkeypatch):
+    from qmlp_brevitas import train as train_module
+
+    steps = []
+
+    class CountingStep(train_module._Step):
+        def __call__(self, x, y):
+            # The fast path replaces the quantized layers' forward while it is on.
+            fast = any("forward" in vars(m) for m in self.net.modules())
+            steps.append((x.shape[0], fast, self.augment is not None))
+            return super().__call__(x, y)
+
+    monkeypatch.setattr(train_module, "_Step", CountingStep)
+    cfg = AblationConfig.quick(data_dir=str(fmnist_dir), batch_size=16)
+    timing = time_training(cfg.train_config(ablation_rows()[-1], 4, 0), steps=2)
+    assert steps == [(16, True, True), (16, True, True)]  # the training's fast path, augmented
+    assert all(value > 0 for value in timing.values()), timing
+
+
 def _read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -149,7 +178,7 @@ def _read_csv(path: Path) -> list[dict]:
 def test_quick_pipeline_end_to_end_and_resume(tmp_path, data_dir, monkeypatch, capsys):
     out = tmp_path / "abl"
     argv = ["--quick", "--data-dir", data_dir, "--out", str(out)]
-    assert ablation.main(argv) == 0
+    assert ablation_main(argv) == 0
     folder = out / "qmlp_mixer_28"
     table = (folder / "ablation.md").read_text()
     for row in ablation_rows():
@@ -171,21 +200,21 @@ def test_quick_pipeline_end_to_end_and_resume(tmp_path, data_dir, monkeypatch, c
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
     calls = []
-    real_train = ablation.train
+    real_train = ablation.plan.train
 
     def spy(cfg, resume=False, log=print):
         calls.append((cfg.out, resume))
         return real_train(cfg, resume=resume, log=log)
 
-    monkeypatch.setattr(ablation, "train", spy)
-    assert ablation.main(argv) == 0
+    monkeypatch.setattr(ablation.plan, "train", spy)
+    assert ablation_main(argv) == 0
     assert calls == []  # every run finished: nothing trained again
     assert (folder / "ablation.md").read_text() == table
 
     # An interrupted run (checkpoint, no metrics.json) resumes from its checkpoint.
     run = folder / "w4a4" / "percentile" / "seed0"
     (run / "metrics.json").unlink()
-    assert ablation.main(argv) == 0
+    assert ablation_main(argv) == 0
     assert calls == [(str(run), True)]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 1
     assert (folder / "ablation.md").read_text() == table

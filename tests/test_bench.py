@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,16 +9,10 @@ import pytest
 import torch
 
 from qmlp_brevitas import bench
+from qmlp_brevitas.cli.bench import main as bench_main
 from qmlp_brevitas.cli.common import run_main
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("bench_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compare_times_every_mode_and_reports_the_ratios():
@@ -35,23 +28,54 @@ def test_compare_times_every_mode_and_reports_the_ratios():
     assert "median of 2 rounds" in "\n".join(bench.compare_lines(result))
 
 
-def test_script_writes_the_json(tmp_path, capsys):
-    out = tmp_path / "bench.json"
+def test_tool_writes_the_json(tmp_path, capsys):
+    out = tmp_path / "results" / "bench.json"
     argv = ["--model", "qmlp_mixer_28", "--batch-size", "8", "--steps", "1", "--warmup", "0"]
-    assert run_main(_script().main, [*argv, "--compare", "--json", str(out)]) == 0
+    assert run_main(bench_main, [*argv, "--compare", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert {"float_s", "qat_s", "ratio", "qat_eager_s", "ratio_eager"} <= set(data)
     assert "QAT, fast path" in capsys.readouterr().out
-    assert run_main(_script().main, [*argv, "--no-fast", "--json", str(out)]) == 0
+    assert run_main(bench_main, [*argv, "--no-fast", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["median_s"] > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 def test_cuda_without_cuda_is_one_clear_line(capsys):
     argv = ["--model", "qmlp_mixer_28", "--device", "cuda", "--compare"]
-    assert run_main(_script().main, argv) == 2
+    assert run_main(bench_main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "CUDA is not available" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "--steps must be at least 1, got 0"),
+        (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--w", "9", "--compare"], "weight bit width (--w) must be an integer from 2 to 8"),
+        (["--device", "gpu0"], "unknown device 'gpu0'; use cpu or cuda[:N]"),
+    ],
+)
+def test_bad_settings_are_one_line_before_any_model_is_built(argv, message, capsys, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a model was built before the settings were checked")
+
+    monkeypatch.setattr(bench, "make_workload", refuse)
+    assert run_main(bench_main, ["--model", "qmlp_mixer_28", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_json_under_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "make_workload", None)  # any use fails the test
+    (tmp_path / "taken").write_text("a file")
+    argv = ["--model", "qmlp_mixer_28", "--json", str(tmp_path / "taken" / "b.json")]
+    assert run_main(bench_main, argv) == 2
+    assert f"{tmp_path / 'taken'} is a file" in capsys.readouterr().err
+    assert run_main(bench_main, ["--model", "qmlp_mixer_28", "--json", str(tmp_path)]) == 2
+    assert "is a folder; name a file" in capsys.readouterr().err
 
 
 def test_device_names_are_checked():
@@ -69,7 +93,7 @@ def test_gpu_script_runs_its_benchmarks_and_writes_json(tmp_path):
     import subprocess
     import sys
 
-    root = SCRIPT.parents[1]
+    root = ROOT
     env = {**os.environ, "DEVICE": "cpu", "STEPS": "1", "BATCH": "8", "PAPER": "0"}
     env["PYTHON"] = sys.executable
     proc = subprocess.run(

@@ -4,33 +4,50 @@ Each step is ``step_x(model, cfg) -> model`` like FINN's own (``finn.builder.bui
 and resolves by its dotted name (``qmlp_brevitas.finn.steps.step_qmlp_streamline``). FINN must be
 set up (:func:`qmlp_brevitas.finn.settings.setup_finn`) before this module is imported.
 
-The stages verified against the export's ``input.npy``/``expected_output.npy`` with
+The stages verified against the build's verification input and expected output with
 ``execute_onnx`` are written to ``report/verification.json`` (stage -> max abs difference).
+
+Specialisation: ``step_qmlp_specialize_layers`` is FINN's ``step_specialize_layers`` that keeps
+each layer's ``preferred_impl_style``; after FINN's folding and transpose decomposition,
+``step_qmlp_specialize_rtl`` swaps the HLS layers that have an RTL variant for it
+(:mod:`qmlp_brevitas.finn.specialize`), and ``step_qmlp_generate_estimate_reports`` runs FINN's
+estimate reports with the project's RTL layers visible to FINN's analyses.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
-from finn.builder.build_dataflow_steps import step_convert_to_hw
+from finn.builder.build_dataflow_steps import (
+    step_convert_to_hw,
+    step_generate_estimate_reports,
+    step_specialize_layers,
+)
 from finn.transformation.fpgadataflow.convert_to_hw.concat import InferConcatLayer
 from finn.transformation.fpgadataflow.convert_to_hw.split import InferSplitLayer
 from finn.transformation.streamline.absorb import AbsorbTransposeIntoMultiThreshold
 from finn.transformation.streamline.extract_norm_scale_bias import ExtractNormScaleBias
 from finn.transformation.streamline.reorder import MoveLinearPastEltwiseAdd, MoveMulPastFork
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.cleanup import cleanup_model
 
-from .generic import generic_hw_copy
+from ..layout import BuildFolder
+from .domains import is_hw_layer
+from .errors import UnmappedNode, UnmappedNodeError, write_unmapped
+from .generic import execute_in_parent
+from .specialize import SpecializeToRTL, preferred_style, run_with_finn_domains
 from .transforms import (
     AbsorbClipIntoQuant,
     AbsorbScalarMulIntoLayerNorm,
@@ -40,34 +57,45 @@ from .transforms import (
     MoveGlobalThresholdsBeforeDataMovement,
     MoveLinearPastReduceMean,
     MoveThresholdsBeforeSplit,
+    OrderPreservingShuffleToReshape,
+    OutputDequantToHost,
     ReduceMeanToGlobalAccPool,
     SlicesToSplit,
+    ThresholdsToRequant,
     TidyOnChangeComposed,
     ZeroPointQuantToThresholds,
+    output_dequant_tail,
     streamline_step,
     tidy_on_change_streamline,
 )
 
-VERIFICATION_FILE = "verification.json"
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 MAX_STREAMLINE_ROUNDS = 8
+# Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
+MAX_THRESHOLD_BITS = 8
+NO_FINN_REQUANT = 33
 
 
-class UnmappedNodeError(FINNUserError, ValueError):
-    """A compute node that did not become a FINN hardware layer."""
-
-
-def verify_stage(model: ModelWrapper, cfg: DataflowBuildConfig, stage: str) -> dict:
+def verify_stage(
+    model: ModelWrapper, cfg: DataflowBuildConfig, stage: str, parent: ModelWrapper | None = None
+) -> dict:
     """Execute ``model`` on ``cfg.verify_input_npy``, compare with the expected output, record it.
 
-    Appends ``{stage: {max_abs_diff, ok, atol, seconds}}`` to ``report/verification.json``.
+    With ``parent`` (FINN's dataflow parent model), ``model`` is its partition and the parent is
+    executed around it (:func:`~qmlp_brevitas.finn.generic.execute_in_parent`), host-side nodes
+    included. Appends ``{stage: {max_abs_diff, ok, atol, seconds}}`` to
+    ``report/verification.json``.
     """
     x = np.load(cfg.verify_input_npy)
     expected = np.load(cfg.verify_expected_output_npy)
     start = time.time()
-    iname, oname = model.graph.input[0].name, model.graph.output[0].name
-    ishape = model.get_tensor_shape(iname)
-    y = execute_onnx(model, {iname: x.reshape(ishape).astype(np.float32)})[oname]
+    top = parent if parent is not None else model
+    iname, oname = top.graph.input[0].name, top.graph.output[0].name
+    inputs = {iname: x.reshape(top.get_tensor_shape(iname)).astype(np.float32)}
+    if parent is None:
+        y = execute_onnx(model, inputs)[oname]
+    else:
+        child = BuildFolder(cfg.output_dir).step_model(f"verify_{stage}")
+        y = execute_in_parent(parent, model, inputs, child)[oname]
     diff = float(np.abs(y.reshape(expected.shape) - expected).max())
     result = {
         "max_abs_diff": diff,
@@ -75,8 +103,10 @@ def verify_stage(model: ModelWrapper, cfg: DataflowBuildConfig, stage: str) -> d
         "atol": cfg.verification_atol,
         "seconds": round(time.time() - start, 2),
     }
-    path = cfg.get_report_directory() / VERIFICATION_FILE
-    results = json.loads(path.read_text()) if path.exists() else {}
+    folder = BuildFolder(cfg.output_dir)
+    path = folder.verification_report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = folder.read_verification()
     results[stage] = result
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(
@@ -153,14 +183,15 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     return model
 
 
-def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
-    """``(name, op_type, why)`` of every node that is not a FINN hardware layer."""
-    found = []
-    for node in model.graph.node:
-        if node.domain.startswith(HW_DOMAIN):
-            continue
-        found.append((node.name, node.op_type, _why_unmapped(model, node)))
-    return found
+def unmapped_nodes(model: ModelWrapper) -> list[UnmappedNode]:
+    """Every node that is not a hardware layer (FINN's or this project's), and why, apart from
+    the output de-quantization left to the host (:class:`OutputDequantToHost`)."""
+    host = {n.name for n in output_dequant_tail(model)}
+    return [
+        UnmappedNode(node.name, node.op_type, _why_unmapped(model, node))
+        for node in model.graph.node
+        if not is_hw_layer(node.domain) and node.name not in host
+    ]
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
@@ -173,16 +204,14 @@ def _why_unmapped(model: ModelWrapper, node) -> str:
     return f"FINN has no hardware layer for {node.op_type} with these inputs ({', '.join(dtypes)})"
 
 
-def check_all_hw(model: ModelWrapper) -> None:
-    """Raise :class:`UnmappedNodeError` naming the first node that is not a hardware layer."""
+def check_all_hw(model: ModelWrapper, report: Path | None = None) -> None:
+    """Raise :class:`UnmappedNodeError` (fields of the first node that is not a hardware layer,
+    and all of them); with ``report``, also write them there as JSON first."""
     missing = unmapped_nodes(model)
     if missing:
-        name, op_type, why = missing[0]
-        others = f" ({len(missing) - 1} more: {', '.join(n for n, _, _ in missing[1:])})"
-        raise UnmappedNodeError(
-            f"node {name} ({op_type}) cannot be mapped to a FINN hardware layer: {why}"
-            + (others if len(missing) > 1 else "")
-        )
+        if report is not None:
+            write_unmapped(report, missing)
+        raise UnmappedNodeError(missing)
 
 
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -190,30 +219,96 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 
     Expects ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with
     embedded thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False``
-    (every transpose becomes a ``Shuffle``). Verified as stage ``hw_layers``.
+    (every transpose becomes a ``Shuffle``). With ``cfg.requant_bitwidth_threshold`` at 8 bits or
+    less (``fpga/build.py --requant-bits``), thresholds of that many output bits become FINN
+    ``Requant`` layers where that is exact
+    (:class:`~qmlp_brevitas.finn.transforms.ThresholdsToRequant`), in place of FINN's own
+    conversion. A ``Shuffle`` that keeps the element order becomes
+    a ``Reshape`` (:class:`~qmlp_brevitas.finn.transforms.OrderPreservingShuffleToReshape`), and
+    the float output scale and bias of the logits stay ONNX nodes for the host
+    (:class:`OutputDequantToHost`). Verified as stage ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
     model = model.transform(InferSplitLayer())
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
-    model = step_convert_to_hw(model, cfg)
-    check_all_hw(model)
+    requant_bits = cfg.requant_bitwidth_threshold
+    if requant_bits is not None and requant_bits <= MAX_THRESHOLD_BITS:
+        # FINN's own conversion accepts thresholds uniform within 1 %: use the exact one.
+        model = step_convert_to_hw(model, replace(cfg, requant_bitwidth_threshold=NO_FINN_REQUANT))
+        model = model.transform(ThresholdsToRequant(requant_bits, cfg._resolve_fpga_part()))
+    else:
+        model = step_convert_to_hw(model, cfg)
+    # A transpose that keeps the element order (the 1-channel input image) needs no shuffle.
+    model = model.transform(OrderPreservingShuffleToReshape())
+    model = model.transform(OutputDequantToHost())
+    model = model.transform(InferShapes()).transform(InferDataTypes())
+    check_all_hw(model, BuildFolder(cfg.output_dir).unmapped_nodes)
     verify_stage(model, cfg, "hw_layers")
     return model
+
+
+def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """FINN's ``step_specialize_layers``, keeping each layer's ``preferred_impl_style``.
+
+    FINN drops the attribute when it specialises a layer; ``step_qmlp_specialize_rtl`` reads it
+    later (a layer preferred as "hls" stays HLS). The preference is the node's own attribute or
+    ``cfg.specialize_layers_config_file``'s, which FINN's step applies first.
+    """
+    from finn.transformation.general import ApplyConfig
+    from finn.transformation.qonnx.give_unique_node_names_recursive import (
+        GiveUniqueNodeNamesRecursive,
+    )
+
+    preview = model
+    if cfg.specialize_layers_config_file is not None:
+        preview = model.transform(GiveUniqueNodeNamesRecursive())
+        preview = preview.transform(ApplyConfig(cfg.specialize_layers_config_file))
+    styles = {
+        node.output[0]: style
+        for node in preview.graph.node
+        if node.output and (style := preferred_style(node))
+    }
+    model = step_specialize_layers(model, cfg)
+    for node in model.graph.node:
+        if node.output and node.output[0] in styles:
+            getCustomOp(node).set_nodeattr("preferred_impl_style", styles[node.output[0]])
+    return model
+
+
+def step_qmlp_specialize_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """The HLS layers that have an RTL variant become it (:class:`SpecializeToRTL`).
+
+    Placed after FINN's folding steps (``SetFolding`` and ``ApplyConfig`` pick the folding of
+    these layers by their HLS op types) and after ``step_transpose_decomposition`` (which
+    specialises the shuffles it makes): each RTL layer keeps the folding, data types and shapes
+    of the HLS layer it replaces.
+    """
+    model = model.transform(SpecializeToRTL())
+    model = model.transform(GiveUniqueNodeNames())
+    return model.transform(InferShapes()).transform(InferDataTypes())
 
 
 def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """Verify the folded, specialised graph (stage ``folded``); the model is unchanged.
 
-    Executes :func:`generic_hw_copy` of the model (Python execution of each layer); cycle-true
+    Executes the Python execution of each layer (the generic HW copy) inside FINN's dataflow
+    parent model, so that host-side nodes (the output scale and bias) are included; cycle-true
     simulation of the same graph is the RTL simulation's job.
     """
-    verify_stage(generic_hw_copy(model), cfg, "folded")
+    parent = BuildFolder(cfg.output_dir).dataflow_parent
+    verify_stage(model, cfg, "folded", ModelWrapper(str(parent)) if parent.is_file() else None)
     return model
 
 
-def read_verification(output_dir: str | Path) -> dict:
-    """The stage results written by :func:`verify_stage`, or an empty dict."""
-    path = Path(output_dir) / "report" / VERIFICATION_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+def step_qmlp_generate_estimate_reports(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """FINN's ``step_generate_estimate_reports`` with the project's RTL layers in FINN's view.
+
+    FINN's cycle and resource analyses and its critical-path estimate count only layers of
+    FINN's hls/rtl domains; :func:`~qmlp_brevitas.finn.specialize.run_with_finn_domains`
+    presents the project's RTL layers there for the step.
+    """
+    return run_with_finn_domains(step_generate_estimate_reports, model, cfg)
