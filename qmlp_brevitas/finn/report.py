@@ -70,6 +70,16 @@ def layernorm_cost(rows: list[dict]) -> dict:
     }
 
 
+def host_nodes(out_dir: Path) -> list[str]:
+    """The nodes the host runs around the accelerator (FINN's parent model), or none."""
+    from .partition import PartitionedModel, PartitionError
+
+    try:
+        return PartitionedModel.from_build(out_dir).host_nodes
+    except PartitionError:
+        return []
+
+
 def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> dict:
     """Collect the summary of a finished build in ``out_dir`` (see module docstring)."""
     from .steps import read_verification
@@ -92,6 +102,7 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
         "build_seconds": round(seconds, 1),
         "hardware_steps": hardware,
         "layers": rows,
+        "host_nodes": host_nodes(out_dir),
         "critical_path_cycles": perf.get("critical_path_cycles"),
         "max_cycles": perf.get("max_cycles"),
         "bottleneck": bottleneck,
@@ -151,6 +162,8 @@ def format_summary(summary: dict) -> str:
         f"latency         {latency / 1000:.2f} us",
         "totals          " + ", ".join(f"{r} {totals[r]:,.0f}" for r in RESOURCES),
     ]
+    if summary.get("host_nodes"):
+        lines.append("on the host     " + ", ".join(summary["host_nodes"]))
     if summary["missing_resource_estimates"]:
         lines.append(
             "no estimate     "

@@ -30,7 +30,8 @@ from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.util.cleanup import cleanup_model
 
-from .generic import generic_hw_copy
+from .host_io import join_host_io, split_host_io
+from .partition import PartitionedModel
 from .transforms import (
     AbsorbClipIntoQuant,
     AbsorbScalarMulIntoLayerNorm,
@@ -57,17 +58,27 @@ class UnmappedNodeError(FINNUserError, ValueError):
     """A compute node that did not become a FINN hardware layer."""
 
 
-def verify_stage(model: ModelWrapper, cfg: DataflowBuildConfig, stage: str) -> dict:
+def verify_stage(
+    model: ModelWrapper,
+    cfg: DataflowBuildConfig,
+    stage: str,
+    parent: PartitionedModel | None = None,
+) -> dict:
     """Execute ``model`` on ``cfg.verify_input_npy``, compare with the expected output, record it.
 
-    Appends ``{stage: {max_abs_diff, ok, atol, seconds}}`` to ``report/verification.json``.
+    A dataflow partition (``parent`` given) is executed inside its parent model, whose host
+    nodes feed it and finish its output. Appends ``{stage: {max_abs_diff, ok, atol, seconds}}``
+    to ``report/verification.json``.
     """
     x = np.load(cfg.verify_input_npy)
     expected = np.load(cfg.verify_expected_output_npy)
     start = time.time()
-    iname, oname = model.graph.input[0].name, model.graph.output[0].name
-    ishape = model.get_tensor_shape(iname)
-    y = execute_onnx(model, {iname: x.reshape(ishape).astype(np.float32)})[oname]
+    if parent is not None:
+        y = parent.execute(model, x)
+    else:
+        iname, oname = model.graph.input[0].name, model.graph.output[0].name
+        ishape = model.get_tensor_shape(iname)
+        y = execute_onnx(model, {iname: x.reshape(ishape).astype(np.float32)})[oname]
     diff = float(np.abs(y.reshape(expected.shape) - expected).max())
     result = {
         "max_abs_diff": diff,
@@ -186,19 +197,25 @@ def check_all_hw(model: ModelWrapper) -> None:
 
 
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """FINN's ``step_convert_to_hw``, then a check that every node became a hardware layer.
+    """FINN's ``step_convert_to_hw`` between the host nodes, then a check that every other node
+    became a hardware layer.
 
-    Expects ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with
-    embedded thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False``
-    (every transpose becomes a ``Shuffle``). Verified as stage ``hw_layers``.
+    The input quantizer (with its layout nodes) and the output de-quantization are set aside
+    for the host (:mod:`~qmlp_brevitas.finn.host_io`), so that the accelerator is integer from
+    end to end; FINN's partitioning leaves them in the parent model. Expects
+    ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with embedded
+    thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False`` (every
+    other transpose becomes a ``Shuffle``). Verified as stage ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
+    model, host = split_host_io(model)
     model = model.transform(InferSplitLayer())
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
     model = step_convert_to_hw(model, cfg)
     check_all_hw(model)
+    model = join_host_io(model, host)
     verify_stage(model, cfg, "hw_layers")
     return model
 
@@ -206,10 +223,12 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """Verify the folded, specialised graph (stage ``folded``); the model is unchanged.
 
-    Executes :func:`generic_hw_copy` of the model (Python execution of each layer); cycle-true
-    simulation of the same graph is the RTL simulation's job.
+    Executes :func:`~qmlp_brevitas.finn.generic.generic_hw_copy` of the model (Python execution
+    of each layer) inside the build's parent model (host nodes around the partition);
+    cycle-true simulation of the same graph is the RTL simulation's job.
     """
-    verify_stage(generic_hw_copy(model), cfg, "folded")
+    parent = PartitionedModel.from_build(cfg.output_dir)
+    verify_stage(model, cfg, "folded", parent=parent)
     return model
 
 

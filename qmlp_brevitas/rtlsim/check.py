@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qmlp_brevitas.finn.generic import generic_hw_copy
+from qmlp_brevitas.finn.partition import PartitionedModel, PartitionError
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
     BACKPRESSURE,
@@ -144,39 +144,20 @@ def fit_input(model: ModelWrapper, value: np.ndarray) -> dict[str, np.ndarray]:
     )
 
 
-def _execute(model: ModelWrapper, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from finn.core.onnx_exec import execute_onnx
-
-    return execute_onnx(model, inputs, return_full_exec_context=True)
-
-
 def partition_input(
-    build_dir: Path, model: ModelWrapper, value: np.ndarray, work_dir: Path
+    build_dir: Path, model: ModelWrapper, value: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The input of a dataflow partition model, from FINN's parent model on ``value``.
-
-    As FINN's own verification of later build stages does, the parent model
-    (``intermediate_models/dataflow_parent.onnx``) is executed with its
-    StreamingDataflowPartition node pointing at (a Python-executable copy of) ``model``.
-    """
-    from qonnx.custom_op.registry import getCustomOp
-
-    parent_path = build_dir / "intermediate_models" / "dataflow_parent.onnx"
-    if not parent_path.is_file():
+    """The input of a dataflow partition model: what FINN's parent model
+    (``intermediate_models/dataflow_parent.onnx``) feeds its partition for ``value``."""
+    try:
+        parent = PartitionedModel.from_build(build_dir)
+    except PartitionError as err:
         raise BuildFolderError(
-            f"the model's input does not match the verification input and {parent_path} "
-            "does not exist; pass --input with the model's own input"
-        )
-    parent = ModelWrapper(str(parent_path))
-    sdp = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
-    if len(sdp) != 1:
-        raise BuildFolderError(f"{parent_path} has {len(sdp)} dataflow partitions, expected 1")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    child_path = work_dir / "reference_partition.onnx"
-    generic_hw_copy(model).save(str(child_path))
-    getCustomOp(sdp[0]).set_nodeattr("model", str(child_path))
-    context = _execute(parent, fit_input(parent, value))
-    return {model.graph.input[0].name: context[sdp[0].input[0]]}
+            f"the model's input does not match the verification input ({err}); pass --input "
+            "with the model's own input"
+        ) from err
+    name = model.graph.input[0].name
+    return {name: parent.accelerator_input(value).reshape(model.get_tensor_shape(name))}
 
 
 def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict:
@@ -250,7 +231,7 @@ def check_build(
     try:
         model_input = fit_input(model, raw_input)
     except BuildFolderError:
-        model_input = partition_input(build_dir, model, raw_input, build_dir / "rtlsim")
+        model_input = partition_input(build_dir, model, raw_input)
     context = execution_context(model, model_input)
     rtl_nodes = [n for n in model.graph.node if finn_node.is_rtl_layer(n)]
     if layers:
