@@ -65,6 +65,28 @@ class PartitionedModel:
         )
         return context[self.sdp.input[0]]
 
+    def input_quantizer_output(self) -> str | None:
+        """The tensor the host's input quantizer (a leading ``MultiThreshold``) writes."""
+        if self.pre and self.pre[0].op_type == "MultiThreshold":
+            return self.pre[0].output[0]
+        return None
+
+    def layout_quantized(self, q: np.ndarray) -> np.ndarray:
+        """What the host feeds the accelerator for already quantized input ``q`` (the input
+        quantizer's integers): the host's layout nodes after its input quantizer."""
+        from qonnx.core.onnx_exec import execute_onnx
+
+        name = self.input_quantizer_output()
+        if name is None:
+            raise PartitionError("the host part does not start with an input quantizer")
+        q = np.asarray(q, dtype=np.float32).reshape(self.parent.get_tensor_shape(name))
+        if len(self.pre) == 1:
+            return q
+        context = execute_onnx(
+            self.parent, {name: q}, True, start_node=self.pre[1], end_node=self.pre[-1]
+        )
+        return context[self.sdp.input[0]]
+
     def host_output(self, y: np.ndarray) -> np.ndarray:
         """The model output for the accelerator's output ``y``."""
         from qonnx.core.onnx_exec import execute_onnx

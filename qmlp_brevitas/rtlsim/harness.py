@@ -1,0 +1,169 @@
+"""Run a stitched design in Verilator: words in from a file, words out to a file, outcome back.
+
+:func:`run_design` compiles the design's simulation top (cached by the text of its sources),
+writes the input words to a file, runs :mod:`.whole_testbench` with the source and sink
+settings as plusargs, and returns a :class:`DesignRun`: every output word with its cycle, the
+FIFO occupancies, and for a stall a diagnosis (:func:`diagnose_stall`) naming the full FIFOs
+and the layers waiting on them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qmlp_brevitas.rtlsim.stitch import TB_TOP, StitchedDesign
+from qmlp_brevitas.rtlsim.toolchain import BUILD_ARGS, build_simulator, run_testbench
+
+TESTBENCH = "qmlp_brevitas.rtlsim.whole_testbench"
+CHUNK_CYCLES = 4096
+
+
+@dataclass(frozen=True)
+class Drive:
+    """How the source and sink drive the design's streams."""
+
+    valid_pct: int = 100  # chance the source offers a word in a cycle
+    ready_pct: int = 100  # chance the sink is ready in a cycle
+    frame_period: int = 0  # pace: frame k offered no earlier than cycle k * frame_period
+    seed: int = 1
+
+
+FULL_RATE = Drive()
+
+
+@dataclass
+class DesignRun:
+    """The outcome of one simulation of a stitched design."""
+
+    status: str  # "done", "deadlock" or "timeout"
+    cycles: int
+    out_words: list[int]
+    out_cycles: list[int]
+    first_in_cycle: int | None
+    in_words_sent: int
+    fifo_maxcount: list[int]
+    fifo_count: list[int]
+    stream_valid: list[int]
+    stream_ready: list[int]
+    build_s: float
+    build_cached: bool
+    sim_s: float
+    diagnosis: str = ""
+    run_dir: Path | None = field(default=None, repr=False)
+
+
+def write_words(path: Path, words: list[int]) -> None:
+    """One hex word per line, as ``axis_file_source`` reads them."""
+    with open(path, "w") as f:
+        f.writelines(f"{w:x}\n" for w in words)
+
+
+def read_sink(path: Path) -> tuple[list[int], list[int]]:
+    """The ``(cycles, words)`` that ``axis_file_sink`` wrote."""
+    cycles, words = [], []
+    if not path.is_file():
+        return cycles, words
+    for line in path.read_text().splitlines():
+        cyc, word = line.split()
+        cycles.append(int(cyc))
+        words.append(int(word, 16))
+    return cycles, words
+
+
+def diagnose_stall(design: StitchedDesign, run: DesignRun) -> str:
+    """Which FIFOs are full and which layers wait, from the snapshot taken at the stall."""
+    full = [
+        f
+        for f in design.fifos
+        if run.fifo_count[f.index] >= f.depth and not design.gauge and f.depth > 0
+    ]
+    waiting = []
+    for s in design.streams:
+        if s.consumer is None or s.consumer.startswith("StreamingFIFO"):
+            continue
+        if not run.stream_valid[s.index]:
+            waiting.append(f"{s.consumer} waits for input {s.consumer_port} ({s.tensor})")
+    blocked = []
+    for s in design.streams:
+        if s.producer is None or s.producer.startswith("StreamingFIFO"):
+            continue
+        if run.stream_valid[s.index] and not run.stream_ready[s.index]:
+            blocked.append(f"{s.producer} cannot write {s.producer_port} ({s.tensor})")
+    parts = []
+    if full:
+        parts.append(
+            "full FIFOs: "
+            + ", ".join(f"{f.name} (depth {f.depth}, {f.after} -> {f.before})" for f in full)
+        )
+    if blocked:
+        parts.append("blocked: " + "; ".join(blocked))
+    if waiting:
+        parts.append("starved: " + "; ".join(waiting))
+    return ". ".join(parts) or "no stream is valid: the design is idle"
+
+
+def run_design(
+    design: StitchedDesign,
+    input_words: list[int],
+    expected_out_words: int,
+    cache_dir: Path,
+    run_dir: Path,
+    drive: Drive = FULL_RATE,
+    frame_words: int = 0,
+    max_cycles: int = 10_000_000,
+    stall_cycles: int = 100_000,
+) -> DesignRun:
+    """Compile (or reuse) ``design`` and stream ``input_words`` through it (see module doc)."""
+    build = build_simulator(design.sources, TB_TOP, Path(cache_dir), build_args=BUILD_ARGS)
+    # absolute: the simulator runs in its own folder
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for data in design.data_files:
+        shutil.copyfile(data, run_dir / data.name)
+    in_file, out_file = run_dir / "input.hex", run_dir / "output.txt"
+    write_words(in_file, input_words)
+    out_file.unlink(missing_ok=True)
+    job = {
+        "expected_out_words": expected_out_words,
+        "chunk_cycles": min(CHUNK_CYCLES, max(64, stall_cycles // 4)),
+        "stall_cycles": stall_cycles,
+        "max_cycles": max_cycles,
+        "fifos": len(design.fifos),
+        "streams": len(design.streams),
+    }
+    plusargs = (
+        f"+input={in_file}",
+        f"+output={out_file}",
+        f"+valid_pct={drive.valid_pct}",
+        f"+ready_pct={drive.ready_pct}",
+        f"+frame_words={frame_words}",
+        f"+frame_period={drive.frame_period}",
+        f"+verilator+seed+{drive.seed}",
+    )
+    start = time.perf_counter()
+    result = run_testbench(build, job, run_dir, test_module=TESTBENCH, plusargs=plusargs)
+    sim_s = time.perf_counter() - start
+    cycles, words = read_sink(out_file)
+    first = result["first_in_cycle"]
+    run = DesignRun(
+        status=result["status"],
+        cycles=result["cycles"],
+        out_words=words,
+        out_cycles=cycles,
+        first_in_cycle=None if first >= 2**63 else first,
+        in_words_sent=result["in_words"],
+        fifo_maxcount=result["fifo_maxcount"],
+        fifo_count=result["fifo_count"],
+        stream_valid=result["stream_valid"],
+        stream_ready=result["stream_ready"],
+        build_s=build.build_s,
+        build_cached=build.cached,
+        sim_s=sim_s,
+        run_dir=run_dir,
+    )
+    if run.status != "done":
+        run.diagnosis = diagnose_stall(design, run)
+    return run
