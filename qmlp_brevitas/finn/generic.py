@@ -3,27 +3,45 @@
 A model after ``SpecializeLayers`` holds ``X_hls``/``X_rtl`` nodes, which execute only through
 C++ or RTL simulation (Vitis HLS, Vivado XSI). The generic FINN layer ``X`` they specialise
 executes in Python with the same folded attributes; the build's folded-stage verification and
-the RTL check's reference execution both run such a copy. No FINN import at module level.
+the RTL check's reference execution both run such a copy. The project's own ``X_rtl`` layers
+(:mod:`qmlp_brevitas.finn.custom_op.rtl`) go back to their HW op: FINN's ``X``, or the
+project's where ``X`` is one of the project's HW ops. No FINN import at module level.
 """
 
 from __future__ import annotations
 
 from copy import deepcopy
 
+from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
+from .custom_op import DOMAIN as PROJECT_DOMAIN
+from .custom_op import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
-SPECIALISED_SUFFIX = {HW_DOMAIN + ".hls": "_hls", HW_DOMAIN + ".rtl": "_rtl"}
+SPECIALISED_SUFFIX = {
+    HW_DOMAIN + ".hls": "_hls",
+    HW_DOMAIN + ".rtl": "_rtl",
+    PROJECT_RTL_DOMAIN: "_rtl",
+}
+
+
+def is_hw_layer(node: NodeProto) -> bool:
+    """A FINN HW layer or one of the project's (generic or specialised)."""
+    return node.domain.startswith(HW_DOMAIN) or node.domain.startswith(PROJECT_DOMAIN)
 
 
 def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
     """A copy of ``model`` with every specialised ``X_hls``/``X_rtl`` node as its generic ``X``."""
+    from .custom_op import custom_op as project_hw_ops
+
     copy = ModelWrapper(deepcopy(model.model))
     for node in copy.graph.node:
         suffix = SPECIALISED_SUFFIX.get(node.domain)
         if suffix and node.op_type.endswith(suffix):
             node.op_type = node.op_type[: -len(suffix)]
-            node.domain = HW_DOMAIN
+            project_op = node.domain == PROJECT_RTL_DOMAIN and node.op_type in project_hw_ops
+            node.domain = PROJECT_DOMAIN if project_op else HW_DOMAIN
     return copy
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
+from qmlp_brevitas.finn.generic import is_hw_layer
 from qmlp_brevitas.finn.partition import PartitionedModel, PartitionError
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
@@ -165,7 +166,7 @@ def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict
     total = checked = 0
     simulated, not_simulated = [], []
     for node in model.graph.node:
-        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+        if not is_hw_layer(node):
             continue
         res = results.get(node.name)
         macs = res.macs if res is not None else finn_node.mac_count(finn_node.hw_op(node))

@@ -4,7 +4,11 @@
 ``tests/fpgadataflow/test_fpgadataflow_thresholding.py`` and ``test_fpgadataflow_mvau.py``: one
 HW-abstraction node made with ``onnx.helper``, folded with PE/SIMD, then specialised to its RTL
 variant with FINN's ``SpecializeLayers``. They give small, fast layers for checking the RTL
-simulation itself.
+simulation itself. The builders of the stream layers (``make_duplicate_streams_model``,
+``make_split_model``, ``make_concat_model``, ``make_global_acc_pool_model``,
+``make_eltwise_model``) make FINN HW nodes of the kinds that the project's
+:class:`~qmlp_brevitas.finn.specialize.SpecializeToRTL` turns into RTL layers
+(:func:`specialize_rtl`); they have one or two inputs and outputs.
 """
 
 from __future__ import annotations
@@ -32,6 +36,22 @@ def _wrap(node, in_shape, out_shape, idt: DataType, odt: DataType) -> ModelWrapp
     return model
 
 
+def _wrap_io(
+    node, inputs: list[tuple[str, list[int], str]], outputs: list[tuple[str, list[int], str]]
+) -> ModelWrapper:
+    """A one-node graph with the given (name, shape, FINN data type) inputs and outputs."""
+    graph = helper.make_graph(
+        [node],
+        "single_layer",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s, _ in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s, _ in outputs],
+    )
+    model = ModelWrapper(qonnx_make_model(graph, producer_name="qmlp-rtlsim"))
+    for name, _, dt in inputs + outputs:
+        model.set_tensor_datatype(name, DataType[dt])
+    return model
+
+
 def specialize(model: ModelWrapper, fpgapart: str = DEFAULT_FPGAPART) -> ModelWrapper:
     """FINN's ``SpecializeLayers``; fails if no node became an RTL layer."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
@@ -41,6 +61,155 @@ def specialize(model: ModelWrapper, fpgapart: str = DEFAULT_FPGAPART) -> ModelWr
     if not any(is_rtl_layer(n) for n in model.graph.node):
         ops = [n.op_type for n in model.graph.node]
         raise ValueError(f"SpecializeLayers({fpgapart}) made no RTL layer (got {ops})")
+    return model
+
+
+def specialize_rtl(model: ModelWrapper) -> ModelWrapper:
+    """The project's ``SpecializeToRTL``; fails if no node became an RTL layer."""
+    from qmlp_brevitas.finn.specialize import SpecializeToRTL
+
+    ensure_finn_settings()
+    model = model.transform(SpecializeToRTL())
+    if not any(is_rtl_layer(n) for n in model.graph.node):
+        ops = [n.op_type for n in model.graph.node]
+        raise ValueError(f"SpecializeToRTL made no RTL layer (got {ops})")
+    return model
+
+
+def make_duplicate_streams_model(
+    channels: int = 12,
+    pe: int = 3,
+    vectors: tuple[int, ...] = (1, 5),
+    idt: str = "INT5",
+    outputs: int = 2,
+) -> ModelWrapper:
+    """A ``DuplicateStreams`` HW node with ``outputs`` output streams."""
+    shape = [*vectors, channels]
+    names = [f"out{i}" for i in range(outputs)]
+    node = helper.make_node(
+        "DuplicateStreams",
+        ["inp"],
+        names,
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        NumChannels=channels,
+        PE=pe,
+        NumOutputStreams=outputs,
+        inputDataType=idt,
+        numInputVectors=list(vectors),
+    )
+    return _wrap_io(node, [("inp", shape, idt)], [(n, shape, idt) for n in names])
+
+
+def make_split_model(
+    channels: tuple[int, ...] = (8, 4, 12),
+    simd: int = 4,
+    vectors: tuple[int, ...] = (1, 3),
+    idt: str = "INT4",
+) -> ModelWrapper:
+    """A ``StreamingSplit`` HW node splitting the channel axis into ``channels``."""
+    names = [f"out{i}" for i in range(len(channels))]
+    node = helper.make_node(
+        "StreamingSplit",
+        ["inp"],
+        names,
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        SIMD=simd,
+        ChannelsPerStream=list(channels),
+        inputDataType=idt,
+        numInputVectors=list(vectors),
+    )
+    return _wrap_io(
+        node,
+        [("inp", [*vectors, sum(channels)], idt)],
+        [(n, [*vectors, c], idt) for n, c in zip(names, channels, strict=True)],
+    )
+
+
+def make_concat_model(
+    channels: tuple[int, ...] = (8, 4, 12),
+    simd: int = 4,
+    vectors: tuple[int, ...] = (1, 3),
+    idts: tuple[str, ...] = ("INT4", "UINT3", "INT6"),
+) -> ModelWrapper:
+    """A ``StreamingConcat`` HW node joining inputs of ``channels`` (and types ``idts``)."""
+    from finn.custom_op.fpgadataflow.concat import StreamingConcat
+
+    names = [f"in{i}" for i in range(len(channels))]
+    node = helper.make_node(
+        "StreamingConcat",
+        names,
+        ["outp"],
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        SIMD=simd,
+        ChannelsPerStream=list(channels),
+        inputDataTypes=list(idts),
+        numInputVectors=list(vectors),
+    )
+    odt = StreamingConcat(node).get_output_datatype().name
+    return _wrap_io(
+        node,
+        [(n, [*vectors, c], dt) for n, c, dt in zip(names, channels, idts, strict=True)],
+        [("outp", [*vectors, sum(channels)], odt)],
+    )
+
+
+def make_global_acc_pool_model(
+    channels: int = 12, pe: int = 3, tokens: tuple[int, int] = (5, 1), idt: str = "INT4"
+) -> ModelWrapper:
+    """A ``GlobalAccPool`` HW node summing ``tokens[0] * tokens[1]`` vectors per frame."""
+    from finn.custom_op.fpgadataflow.globalaccpool import GlobalAccPool
+
+    vectors = [1, *tokens]
+    node = helper.make_node(
+        "GlobalAccPool",
+        ["inp"],
+        ["outp"],
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        NumChannels=channels,
+        PE=pe,
+        inputDataType=idt,
+        numInputVectors=vectors,
+    )
+    odt = GlobalAccPool(node).get_output_datatype().name
+    return _wrap_io(
+        node, [("inp", [*vectors, channels], idt)], [("outp", [1, 1, 1, channels], odt)]
+    )
+
+
+def make_eltwise_model(
+    op: str = "ElementwiseAdd",
+    channels: int = 12,
+    pe: int = 3,
+    vectors: tuple[int, ...] = (1, 5),
+    idts: tuple[str, str] = ("INT4", "INT4"),
+) -> ModelWrapper:
+    """An ``ElementwiseAdd``/``ElementwiseMul`` HW node of two streamed inputs of one shape, its
+    output type FINN's minimal one."""
+    from finn.custom_op.fpgadataflow import elementwise_binary
+
+    shape = [*vectors, channels]
+    node = helper.make_node(
+        op,
+        ["lhs", "rhs"],
+        ["outp"],
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        lhs_dtype=idts[0],
+        rhs_dtype=idts[1],
+        out_dtype="INT32",
+        lhs_shape=shape,
+        rhs_shape=shape,
+        out_shape=shape,
+        PE=pe,
+    )
+    model = _wrap_io(
+        node, [("lhs", shape, idts[0]), ("rhs", shape, idts[1])], [("outp", shape, "INT32")]
+    )
+    getattr(elementwise_binary, op)(model.graph.node[0]).minimize_accumulator_width(model)
     return model
 
 
@@ -137,11 +306,19 @@ def make_mvau_model(
 def random_input(model: ModelWrapper, seed: int = 0) -> dict[str, np.ndarray]:
     """A random input of the graph's first input, in its FINN data type."""
     name = model.graph.input[0].name
-    dt = model.get_tensor_datatype(name)
+    return {name: random_inputs(model, seed)[name]}
+
+
+def random_inputs(model: ModelWrapper, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random values of every graph input, each in its FINN data type."""
     rng = np.random.default_rng(seed)
-    shape = model.get_tensor_shape(name)
-    value = rng.integers(int(dt.min()), int(dt.max()) + 1, size=shape).astype(np.float32)
-    return {name: value}
+    values = {}
+    for inp in model.graph.input:
+        dt = model.get_tensor_datatype(inp.name)
+        shape = model.get_tensor_shape(inp.name)
+        low, high = int(dt.min()), int(dt.max())
+        values[inp.name] = rng.integers(low, high + 1, size=shape).astype(np.float32)
+    return values
 
 
 def make_mvau_thresholding_model(
