@@ -1,6 +1,7 @@
 """Simulate every FINN RTL layer of a build folder with Verilator, bit-exact against FINN.
 
     python fpga/rtlsim.py --build BUILD_DIR [--model M.onnx] [--input X.npy] [--layer NAME ...]
+    python fpga/rtlsim.py --build BUILD_DIR --whole --frames N    # the whole design end to end
 
 Prints a table (layer, FINN op, folding, words checked, mismatches, simulated cycles per frame
 vs FINN's estimate, build and simulation time) and a coverage line, and writes rtlsim.json in
@@ -15,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from qmlp_brevitas.cli import rtlsim_whole  # noqa: E402
 from qmlp_brevitas.rtlsim.check import (  # noqa: E402
     HEADER,
     BuildFolderError,
@@ -38,11 +40,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-backpressure", action="store_true", help="skip the run with bubbles/back-pressure"
     )
     parser.add_argument("--layer", action="append", help="simulate only this layer (repeatable)")
+    rtlsim_whole.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.whole:
+        try:
+            return rtlsim_whole.run(args)
+        except rtlsim_whole.USER_ERRORS as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     print(HEADER, flush=True)
     try:
         report = check_build(

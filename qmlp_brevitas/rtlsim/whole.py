@@ -122,7 +122,8 @@ def run_reference(run_dir: str | Path, frames: int, data_dir: str | Path | None 
     return brevitas_reference(model, images, labels)
 
 
-def _summary(build_dir: Path) -> dict:
+def build_summary(build_dir: Path) -> dict:
+    """The build's summary.json, or an empty dict."""
     path = build_dir / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -241,7 +242,7 @@ def simulate_whole(
         raise BuildFolderError(f"build folder {build_dir} does not exist; run fpga/build.py")
     if len(ref) == 0:
         raise WholeSimError("no frames to simulate: a run that checks 0 frames checks nothing")
-    summary = _summary(build_dir)
+    summary = build_summary(build_dir)
     fpgapart = summary.get("fpga_part") or DEFAULT_FPGAPART
     clk_ns = float(summary.get("clock_ns") or DEFAULT_CLK_NS)
     work = build_dir / WORK_NAME
