@@ -174,14 +174,16 @@ class SharedQuantAdd(nn.Module):
 
 
 class LayerScale(nn.Module):
-    """Per-channel learned scale of a residual branch (ResMLP)."""
+    """Per-channel learned scale of a residual branch (ResMLP); ``non_negative`` scales by
+    ``|gamma|`` (see ``QuantRecipe.layer_scale``)."""
 
-    def __init__(self, dim: int, init_value: float):
+    def __init__(self, dim: int, init_value: float, non_negative: bool = False):
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), init_value))
+        self.non_negative = non_negative
 
     def forward(self, x):
-        return x * self.gamma
+        return x * (self.gamma.abs() if self.non_negative else self.gamma)
 
 
 class QMLPBlock(nn.Module):
@@ -201,12 +203,13 @@ class QMLPBlock(nn.Module):
         self.token_mixing = GroupedTokenMixing(
             dim, quant.recipe.token_groups, make_token_mixer, quant
         )
-        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        non_negative = quant.recipe.layer_scale == "non_negative"
+        self.ls1 = LayerScale(dim, layer_scale, non_negative) if layer_scale else nn.Identity()
         self.add1 = SharedQuantAdd(quant)
         self.norm2 = make_norm(norm, dim)
         self.channel_quant = quant.act("sensitive")
         self.mlp_channels = Mlp(dim, channel_hidden, quant)
-        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.ls2 = LayerScale(dim, layer_scale, non_negative) if layer_scale else nn.Identity()
         self.add2 = SharedQuantAdd(quant)
 
     def forward(self, x):

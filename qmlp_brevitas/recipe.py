@@ -15,6 +15,13 @@ the paper's techniques is one field, so that an ablation turns them on one at a 
    (Sec. 4.5); which ones is documented in :mod:`qmlp_brevitas.layers`.
 
 ``w_bits``/``a_bits`` of ``None`` build the float model with the same module tree.
+
+One setting is for the hardware, not the paper: ``layer_scale`` -- ``"signed"`` (ResMLP's
+LayerScale as published) or ``"non_negative"`` (its absolute value). FINN folds a LayerScale into
+the thresholds of the residual quantizer; a negative one on a token-mixing channel cannot be
+folded exactly into the per-element thresholds of :mod:`qmlp_brevitas.finn.transforms`
+(``AbsorbTokenLinearIntoElementThresholds``), so a ResMLP with several token groups maps to
+integer hardware only with ``"non_negative"``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ NORMS = ("original", "layernorm", "affine", "batchnorm", "none")
 ACTS = ("gelu", "relu", "relu6", "hardtanh")
 BOUNDED_ACTS = ("relu6", "hardtanh")
 NON_NEGATIVE_ACTS = ("relu", "relu6")
+LAYER_SCALES = ("signed", "non_negative")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class QuantRecipe:
     token_groups: int = 2
     asymmetric: bool = True
     per_channel_weights: bool = True
+    layer_scale: str = "signed"
 
     def __post_init__(self):
         if (self.w_bits is None) != (self.a_bits is None):
@@ -57,6 +66,7 @@ class QuantRecipe:
         _check_choice("norm", self.norm, NORMS)
         _check_choice("act", self.act, ACTS)
         _check_choice("calibration", self.calibration, CALIBRATIONS)
+        _check_choice("layer_scale", self.layer_scale, LAYER_SCALES)
         if not 50.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile!r}")
         if isinstance(self.token_groups, bool) or not isinstance(self.token_groups, int):

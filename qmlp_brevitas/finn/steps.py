@@ -35,6 +35,7 @@ from .partition import PartitionedModel
 from .transforms import (
     AbsorbClipIntoQuant,
     AbsorbScalarMulIntoLayerNorm,
+    AbsorbTokenLinearIntoElementThresholds,
     ChannelsLastThresholds,
     CollapseOrderPreservingMovement,
     MoveChannelwiseLinearPastSplit,
@@ -122,7 +123,8 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     LayerNorm affine parameters are split off (FINN's ``ExtractNormScaleBias``) and moved past the
     group ``Split``; FINN's ``step_streamline`` (as
     :func:`~qmlp_brevitas.finn.transforms.streamline_step`) lowers the patch-embedding conv and
-    absorbs scales; then global thresholds move in front of token transposes and concats, residual
+    absorbs scales; then global thresholds move in front of token transposes and concats (and
+    ResMLP's per-token factors go into per-element thresholds), residual
     scales move past the adds (FINN's ``MoveLinearPastEltwiseAdd``, ``MoveMulPastFork``), scales
     fold into LayerNorm epsilons, and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
     folds into the head's thresholds. Verified as stage ``streamlined``.
@@ -140,6 +142,7 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     qmlp_moves = TidyOnChangeComposed(
         [
             MoveGlobalThresholdsBeforeDataMovement(),
+            AbsorbTokenLinearIntoElementThresholds(),
             MoveThresholdsBeforeSplit(),
             MoveMulPastFork(),
             MoveLinearPastEltwiseAdd(),

@@ -11,9 +11,11 @@ from .slices_to_split import SlicesToSplit
 from .thresholds_before_movement import MoveGlobalThresholdsBeforeDataMovement
 from .thresholds_before_split import MoveThresholdsBeforeSplit
 from .tidy_on_change import TidyOnChangeComposed, streamline_step, tidy_on_change_streamline
+from .token_linear_thresholds import AbsorbTokenLinearIntoElementThresholds
 from .zero_point_quant import ZeroPointQuantToThresholds
 
 __all__ = [
+    "AbsorbTokenLinearIntoElementThresholds",
     "AbsorbClipIntoQuant",
     "AbsorbScalarMulIntoLayerNorm",
     "ChannelsLastThresholds",
