@@ -13,7 +13,6 @@ from qmlp_brevitas.train import calibrate
 
 CLOCK_NS = 5.0
 TARGET_FPS = 2000
-FINN_HW = "finn.custom_op.fpgadataflow"
 
 
 def _export(model, out_dir):
@@ -52,9 +51,17 @@ def _build(tmp_path, export):
 def _check_build(summary):
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from qmlp_brevitas.finn.generic import is_hw_layer
+
     final = ModelWrapper(summary["final_model"])
-    assert all(n.domain.startswith(FINN_HW) for n in final.graph.node)
+    assert all(is_hw_layer(n) for n in final.graph.node)
     assert len(final.graph.node) == len(summary["layers"])
+    # only FINN's LayerNorm is left as HLS; the float output scale/bias run on the host
+    assert set(summary["hls_layers"]["op_types"]) <= {"LayerNorm_hls"}
+    assert summary["hls_layers"]["count"] == sum(
+        n.op_type.endswith("_hls") for n in final.graph.node
+    )
+    assert {n["op_type"] for n in summary["host_nodes"]} <= {"Mul", "Add"}
     stages = summary["verification"]
     assert set(stages) >= {"qonnx", "qonnx_prepared", "streamlined", "hw_layers", "folded"}
     assert all(r["ok"] and r["max_abs_diff"] < 1e-4 for r in stages.values()), stages
@@ -89,6 +96,7 @@ def test_qmlp_integer_only_compiles(tmp_path):
     final = _check_build(summary)
     assert not any(n.op_type.startswith("LayerNorm") for n in final.graph.node)
     assert summary["layernorm"]["layers"] == 0
+    assert summary["hls_layers"]["count"] == 0
 
 
 @pytest.mark.slow

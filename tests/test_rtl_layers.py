@@ -54,6 +54,11 @@ LAYERS = {
         dict(op="ElementwiseAdd", channels=12, pe=3, vectors=(1, 5), idts=("INT4", "INT4")),
         ("ElementwiseAdd_rtl", FINN_RTL),
     ),
+    "mul_finn_eltwise": (
+        graphs.make_eltwise_model,
+        dict(op="ElementwiseMul", channels=8, pe=2, vectors=(1, 3), idts=("INT4", "INT4")),
+        ("ElementwiseMul_rtl", FINN_RTL),
+    ),
 }
 
 

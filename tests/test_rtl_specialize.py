@@ -166,3 +166,57 @@ def test_every_core_is_package_data():
         )
         assert (root / "qmlp_brevitas" / path).is_file(), cls.__name__
         assert any(fnmatch.fnmatch(str(path), g) for g in globs), (cls.__name__, globs)
+
+
+def _cfg(tmp_path, **kwargs):
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType
+
+    return DataflowBuildConfig(
+        output_dir=str(tmp_path),
+        synth_clk_period_ns=5.0,
+        fpga_part="xczu7ev-ffvc1156-2-e",
+        generate_outputs=[DataflowOutputType.ESTIMATE_REPORTS],
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("how", ["none", "attribute", "config_file"])
+def test_build_steps_keep_a_layer_preferred_as_hls(tmp_path, how):
+    """FINN's specialisation drops ``preferred_impl_style``; the build's steps keep it, so a
+    layer preferred as HLS stays HLS and the others become RTL."""
+    import json
+
+    from qmlp_brevitas.finn.settings import setup_finn
+
+    setup_finn(tmp_path / "finn_tmp")
+    from qmlp_brevitas.finn.steps import step_qmlp_specialize_layers, step_qmlp_specialize_rtl
+
+    model = graphs.make_duplicate_streams_model()
+    config = None
+    if how == "attribute":
+        getCustomOp(model.graph.node[0]).set_nodeattr("preferred_impl_style", "hls")
+    elif how == "config_file":
+        config = tmp_path / "specialize.json"
+        config.write_text(json.dumps({"DuplicateStreams_0": {"preferred_impl_style": "hls"}}))
+    cfg = _cfg(tmp_path, specialize_layers_config_file=str(config) if config else None)
+    model = step_qmlp_specialize_layers(model, cfg)
+    assert model.graph.node[0].op_type == "DuplicateStreams_hls"
+    model = step_qmlp_specialize_rtl(model, cfg)
+    want = "DuplicateStreams_rtl" if how == "none" else "DuplicateStreams_hls"
+    assert model.graph.node[0].op_type == want
+
+
+def test_summary_counts_hls_layers():
+    from qmlp_brevitas.finn.report import hls_layers
+
+    rows = [
+        {"name": "LayerNorm_hls_0", "op_type": "LayerNorm_hls"},
+        {"name": "DuplicateStreams_rtl_0", "op_type": "DuplicateStreams_rtl"},
+        {"name": "LayerNorm_hls_1", "op_type": "LayerNorm_hls"},
+    ]
+    assert hls_layers(rows) == {
+        "count": 2,
+        "layers": ["LayerNorm_hls_0", "LayerNorm_hls_1"],
+        "op_types": {"LayerNorm_hls": 2},
+    }
+    assert hls_layers(rows[1:2])["count"] == 0

@@ -60,3 +60,32 @@ def test_missing_build_folder_is_a_clear_error(tmp_path, capsys):
     rc = _cli().main(["--build", str(tmp_path / "nope")])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.rtl
+def test_build_folder_with_fork_and_join_layers(tmp_path, rtl_cache, capsys):
+    """A layer with two outputs (the project's DuplicateStreams_rtl) feeding a layer with two
+    inputs (finn-plus's ElementwiseAdd_rtl): both checked from the build folder, each output
+    and input stream at full rate and with back-pressure."""
+    hw = graphs.make_fork_join_model()
+    build = tmp_path / "build"
+    (build / "intermediate_models").mkdir(parents=True)
+    graphs.specialize_rtl(hw).save(str(build / "intermediate_models" / "step_apply_folding.onnx"))
+    x = graphs.random_input(hw, seed=4)["inp"]
+    np.save(build / "input.npy", x)
+    rc = _cli().main(["--build", str(build), "--cache", str(rtl_cache)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((build / "rtlsim.json").read_text())
+    layers = {layer["op_type"]: layer for layer in report["layers"]}
+    assert set(layers) == {"DuplicateStreams_rtl", "ElementwiseAdd_rtl"}
+    for layer in layers.values():
+        assert layer["status"] == "pass" and layer["mismatches"] == 0
+        assert [m["mode"] for m in layer["modes"]] == ["full_rate", "backpressure"]
+        assert layer["cycles_per_frame"] == layer["exp_cycles"] == 5 * 12 // 3
+    # both outputs of the fork are checked: twice the words of the join's one output
+    assert (
+        layers["DuplicateStreams_rtl"]["words_checked"]
+        == 2 * layers["ElementwiseAdd_rtl"]["words_checked"]
+    )
+    assert report["coverage"]["not_simulated"] == []

@@ -11,7 +11,9 @@ project's where ``X`` is one of the project's HW ops. No FINN import at module l
 from __future__ import annotations
 
 from copy import deepcopy
+from pathlib import Path
 
+import numpy as np
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
@@ -43,6 +45,33 @@ def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
             project_op = node.domain == PROJECT_RTL_DOMAIN and node.op_type in project_hw_ops
             node.domain = PROJECT_DOMAIN if project_op else HW_DOMAIN
     return copy
+
+
+class PartitionError(ValueError):
+    """A dataflow parent model without exactly one partition."""
+
+
+def execute_in_parent(
+    parent: ModelWrapper, child: ModelWrapper, inputs: dict[str, np.ndarray], child_path: Path
+) -> dict[str, np.ndarray]:
+    """FINN's execution of a dataflow parent model with its partition being ``child``.
+
+    As FINN's own verification of the stages after ``step_create_dataflow_partition`` does, the
+    parent's ``StreamingDataflowPartition`` node points at a Python-executable copy of
+    ``child`` (saved to ``child_path``); the nodes outside the partition (host side) run as
+    they are. Returns the parent's full execution context.
+    """
+    from finn.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    parent = ModelWrapper(deepcopy(parent.model))
+    sdp = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
+    if len(sdp) != 1:
+        raise PartitionError(f"the dataflow parent has {len(sdp)} partitions, expected 1")
+    Path(child_path).parent.mkdir(parents=True, exist_ok=True)
+    generic_hw_copy(child).save(str(child_path))
+    getCustomOp(sdp[0]).set_nodeattr("model", str(child_path))
+    return execute_onnx(parent, inputs, return_full_exec_context=True)
 
 
 def register_hw_ops() -> None:

@@ -3,9 +3,10 @@
 FINN's ``step_create_dataflow_partition`` moves the hardware layers into a child model behind a
 ``StreamingDataflowPartition`` node; the nodes before and after it (the input quantizer and the
 output de-quantization, see :mod:`qmlp_brevitas.finn.host_io`) stay in the parent and run on the
-host. :class:`PartitionedModel` executes the host parts alone (what a driver does around the
-accelerator) or the whole with a given child model in place of the partition (what FINN's own
-verification of the later build stages does).
+host. :class:`PartitionedModel` executes the host parts alone, as a driver does around the
+accelerator (the whole parent with a child model in place of the partition, as FINN's own
+verification of the later build stages does, is
+:func:`~qmlp_brevitas.finn.generic.execute_in_parent`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,9 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from .generic import generic_hw_copy, register_hw_ops
+from .generic import PartitionError
 
 PARENT_NAME = "dataflow_parent.onnx"
-
-
-class PartitionError(ValueError):
-    """A parent model that is not one dataflow partition with host nodes around it."""
 
 
 class PartitionedModel:
@@ -99,14 +96,3 @@ class PartitionedModel:
         )
         context = execute_onnx(self.parent, {self.sdp.output[0]: y}, True, start_node=self.post[0])
         return context[out]
-
-    def execute(self, child: ModelWrapper, x: np.ndarray) -> np.ndarray:
-        """The model output on ``x`` with ``child`` (executed in Python) as the partition."""
-        from finn.core.onnx_exec import execute_onnx
-
-        register_hw_ops()
-        core = generic_hw_copy(child)
-        name = core.graph.input[0].name
-        feed = self.accelerator_input(x).reshape(core.get_tensor_shape(name))
-        y = execute_onnx(core, {name: feed})[core.graph.output[0].name]
-        return self.host_output(y)

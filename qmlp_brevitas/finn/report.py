@@ -4,18 +4,21 @@ Reads FINN's own reports (``report/estimate_layer_cycles.json``,
 ``report/estimate_layer_resources.json``, ``report/estimate_network_performance.json``) and the
 final folded model, and writes ``summary.json`` beside them. A layer whose FINN estimate is 0
 (some HLS elementwise ops, shuffles and LayerNorm report none) is listed as missing, and the
-totals say that they leave it out, instead of silently adding a zero.
+totals say that they leave it out, instead of silently adding a zero. The summary also counts
+the layers per op type, names the HLS layers (those need Vitis HLS to build; all others are RTL
+and need Vivado only for synthesis), and the nodes FINN's dataflow partition leaves to the host.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 FOLDING_ATTRS = ("PE", "SIMD")
 SUMMARY_NAME = "summary.json"
-FINAL_MODEL_STEP = "step_generate_estimate_reports"
+FINAL_MODEL_STEP = "step_qmlp_generate_estimate_reports"
 
 
 def _load(path: Path) -> dict:
@@ -59,6 +62,28 @@ def layer_rows(out_dir: Path) -> list[dict]:
     return rows
 
 
+def hls_layers(rows: list[dict]) -> dict:
+    """How many layers are HLS variants (``*_hls``), which, and of which op types."""
+    names = [r["name"] for r in rows if r["op_type"].endswith("_hls")]
+    types = Counter(r["op_type"] for r in rows if r["op_type"].endswith("_hls"))
+    return {"count": len(names), "layers": names, "op_types": dict(sorted(types.items()))}
+
+
+def host_nodes(out_dir: Path) -> list[dict]:
+    """The nodes of FINN's dataflow parent model outside the accelerator (run on the host)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    path = out_dir / "intermediate_models" / "dataflow_parent.onnx"
+    if not path.is_file():
+        return []
+    parent = ModelWrapper(str(path))
+    return [
+        {"name": n.name, "op_type": n.op_type}
+        for n in parent.graph.node
+        if n.op_type != "StreamingDataflowPartition"
+    ]
+
+
 def layernorm_cost(rows: list[dict]) -> dict:
     """Cycles and resources of the LayerNorm layers, and which of them have no estimate."""
     norms = [r for r in rows if r["op_type"].startswith("LayerNorm")]
@@ -68,16 +93,6 @@ def layernorm_cost(rows: list[dict]) -> dict:
         **{r: sum(n[r] for n in norms) for r in RESOURCES},
         "missing": [n["name"] for n in norms if n["missing"]],
     }
-
-
-def host_nodes(out_dir: Path) -> list[str]:
-    """The nodes the host runs around the accelerator (FINN's parent model), or none."""
-    from .partition import PartitionedModel, PartitionError
-
-    try:
-        return PartitionedModel.from_build(out_dir).host_nodes
-    except PartitionError:
-        return []
 
 
 def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> dict:
@@ -102,6 +117,8 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
         "build_seconds": round(seconds, 1),
         "hardware_steps": hardware,
         "layers": rows,
+        "layer_counts": dict(sorted(Counter(r["op_type"] for r in rows).items())),
+        "hls_layers": hls_layers(rows),
         "host_nodes": host_nodes(out_dir),
         "critical_path_cycles": perf.get("critical_path_cycles"),
         "max_cycles": perf.get("max_cycles"),
@@ -162,8 +179,6 @@ def format_summary(summary: dict) -> str:
         f"latency         {latency / 1000:.2f} us",
         "totals          " + ", ".join(f"{r} {totals[r]:,.0f}" for r in RESOURCES),
     ]
-    if summary.get("host_nodes"):
-        lines.append("on the host     " + ", ".join(summary["host_nodes"]))
     if summary["missing_resource_estimates"]:
         lines.append(
             "no estimate     "
@@ -179,6 +194,20 @@ def format_summary(summary: dict) -> str:
         lines.append("no LUT estimate " + ", ".join(only_lut) + " (LUT total leaves them out)")
     if summary["missing_cycle_estimates"]:
         lines.append("no cycle est.   " + ", ".join(summary["missing_cycle_estimates"]))
+    hls = summary["hls_layers"]
+    if hls["count"]:
+        kinds = ", ".join(f"{k} x{v}" for k, v in hls["op_types"].items())
+        lines.append(
+            f"HLS layers      {hls['count']} of {len(summary['layers'])} ({kinds}); "
+            "the others are RTL"
+        )
+    else:
+        lines.append(f"HLS layers      none: all {len(summary['layers'])} layers are RTL")
+    if summary["host_nodes"]:
+        lines.append(
+            "on the host     "
+            + ", ".join(f"{n['name']} ({n['op_type']})" for n in summary["host_nodes"])
+        )
     norm = summary["layernorm"]
     if norm["layers"]:
         lines.append(

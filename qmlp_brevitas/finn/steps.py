@@ -6,6 +6,12 @@ set up (:func:`qmlp_brevitas.finn.settings.setup_finn`) before this module is im
 
 The stages verified against the export's ``input.npy``/``expected_output.npy`` with
 ``execute_onnx`` are written to ``report/verification.json`` (stage -> max abs difference).
+
+Specialisation: ``step_qmlp_specialize_layers`` is FINN's ``step_specialize_layers`` that keeps
+each layer's ``preferred_impl_style``; after FINN's folding and transpose decomposition,
+``step_qmlp_specialize_rtl`` swaps the HLS layers that have an RTL variant for it
+(:mod:`qmlp_brevitas.finn.specialize`), and ``step_qmlp_generate_estimate_reports`` runs FINN's
+estimate reports with the project's RTL layers visible to FINN's analyses.
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
-from finn.builder.build_dataflow_steps import step_convert_to_hw
+from finn.builder.build_dataflow_steps import (
+    step_convert_to_hw,
+    step_generate_estimate_reports,
+    step_specialize_layers,
+)
 from finn.transformation.fpgadataflow.convert_to_hw.concat import InferConcatLayer
 from finn.transformation.fpgadataflow.convert_to_hw.split import InferSplitLayer
 from finn.transformation.streamline.absorb import AbsorbTransposeIntoMultiThreshold
@@ -26,12 +36,16 @@ from finn.transformation.streamline.round_thresholds import RoundAndClipThreshol
 from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.cleanup import cleanup_model
 
+from .generic import execute_in_parent, is_hw_layer
 from .host_io import join_host_io, split_host_io
-from .partition import PartitionedModel
+from .specialize import SpecializeToRTL, preferred_style, run_with_finn_domains
 from .transforms import (
     AbsorbClipIntoQuant,
     AbsorbScalarMulIntoLayerNorm,
@@ -42,16 +56,19 @@ from .transforms import (
     MoveGlobalThresholdsBeforeDataMovement,
     MoveLinearPastReduceMean,
     MoveThresholdsBeforeSplit,
+    OrderPreservingShuffleToReshape,
+    OutputDequantToHost,
     ReduceMeanToGlobalAccPool,
     SlicesToSplit,
     TidyOnChangeComposed,
     ZeroPointQuantToThresholds,
+    output_dequant_tail,
     streamline_step,
     tidy_on_change_streamline,
 )
 
 VERIFICATION_FILE = "verification.json"
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
+PARENT_MODEL = "dataflow_parent.onnx"
 MAX_STREAMLINE_ROUNDS = 8
 
 
@@ -60,26 +77,26 @@ class UnmappedNodeError(FINNUserError, ValueError):
 
 
 def verify_stage(
-    model: ModelWrapper,
-    cfg: DataflowBuildConfig,
-    stage: str,
-    parent: PartitionedModel | None = None,
+    model: ModelWrapper, cfg: DataflowBuildConfig, stage: str, parent: ModelWrapper | None = None
 ) -> dict:
     """Execute ``model`` on ``cfg.verify_input_npy``, compare with the expected output, record it.
 
-    A dataflow partition (``parent`` given) is executed inside its parent model, whose host
-    nodes feed it and finish its output. Appends ``{stage: {max_abs_diff, ok, atol, seconds}}``
-    to ``report/verification.json``.
+    With ``parent`` (FINN's dataflow parent model), ``model`` is its partition and the parent is
+    executed around it (:func:`~qmlp_brevitas.finn.generic.execute_in_parent`), host-side nodes
+    included. Appends ``{stage: {max_abs_diff, ok, atol, seconds}}`` to
+    ``report/verification.json``.
     """
     x = np.load(cfg.verify_input_npy)
     expected = np.load(cfg.verify_expected_output_npy)
     start = time.time()
-    if parent is not None:
-        y = parent.execute(model, x)
+    top = parent if parent is not None else model
+    iname, oname = top.graph.input[0].name, top.graph.output[0].name
+    inputs = {iname: x.reshape(top.get_tensor_shape(iname)).astype(np.float32)}
+    if parent is None:
+        y = execute_onnx(model, inputs)[oname]
     else:
-        iname, oname = model.graph.input[0].name, model.graph.output[0].name
-        ishape = model.get_tensor_shape(iname)
-        y = execute_onnx(model, {iname: x.reshape(ishape).astype(np.float32)})[oname]
+        child = Path(cfg.output_dir) / "intermediate_models" / f"verify_{stage}.onnx"
+        y = execute_in_parent(parent, model, inputs, child)[oname]
     diff = float(np.abs(y.reshape(expected.shape) - expected).max())
     result = {
         "max_abs_diff": diff,
@@ -168,10 +185,12 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
 
 
 def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
-    """``(name, op_type, why)`` of every node that is not a FINN hardware layer."""
+    """``(name, op_type, why)`` of every node that is not a hardware layer, apart from the
+    output de-quantization left to the host (:class:`OutputDequantToHost`)."""
+    host = {n.name for n in output_dequant_tail(model)}
     found = []
     for node in model.graph.node:
-        if node.domain.startswith(HW_DOMAIN):
+        if is_hw_layer(node) or node.name in host:
             continue
         found.append((node.name, node.op_type, _why_unmapped(model, node)))
     return found
@@ -203,12 +222,15 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     """FINN's ``step_convert_to_hw`` between the host nodes, then a check that every other node
     became a hardware layer.
 
-    The input quantizer (with its layout nodes) and the output de-quantization are set aside
-    for the host (:mod:`~qmlp_brevitas.finn.host_io`), so that the accelerator is integer from
-    end to end; FINN's partitioning leaves them in the parent model. Expects
-    ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with embedded
-    thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False`` (every
-    other transpose becomes a ``Shuffle``). Verified as stage ``hw_layers``.
+    The input quantizer (with its layout nodes) is set aside for the host
+    (:mod:`~qmlp_brevitas.finn.host_io`), so that the accelerator takes integers; FINN's
+    partitioning leaves it in the parent model. Expects ``cfg.standalone_thresholds``
+    (thresholds as their own layer, since MVAUs with embedded thresholds do not execute on token
+    streams) and ``infer_shuffle_skip_first=False`` (every other transpose becomes a
+    ``Shuffle``). A ``Shuffle`` that keeps the element order becomes a ``Reshape``
+    (:class:`OrderPreservingShuffleToReshape`), and the float output scale and bias of the
+    logits stay ONNX nodes for the host (:class:`OutputDequantToHost`). Verified as stage
+    ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
@@ -217,22 +239,78 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
     model = step_convert_to_hw(model, cfg)
+    model = model.transform(OrderPreservingShuffleToReshape())
+    model = model.transform(OutputDequantToHost())
+    model = model.transform(InferShapes()).transform(InferDataTypes())
     check_all_hw(model)
     model = join_host_io(model, host)
     verify_stage(model, cfg, "hw_layers")
     return model
 
 
+def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """FINN's ``step_specialize_layers``, keeping each layer's ``preferred_impl_style``.
+
+    FINN drops the attribute when it specialises a layer; ``step_qmlp_specialize_rtl`` reads it
+    later (a layer preferred as "hls" stays HLS). The preference is the node's own attribute or
+    ``cfg.specialize_layers_config_file``'s, which FINN's step applies first.
+    """
+    from finn.transformation.general import ApplyConfig
+    from finn.transformation.qonnx.give_unique_node_names_recursive import (
+        GiveUniqueNodeNamesRecursive,
+    )
+
+    preview = model
+    if cfg.specialize_layers_config_file is not None:
+        preview = model.transform(GiveUniqueNodeNamesRecursive())
+        preview = preview.transform(ApplyConfig(cfg.specialize_layers_config_file))
+    styles = {
+        node.output[0]: style
+        for node in preview.graph.node
+        if node.output and (style := preferred_style(node))
+    }
+    model = step_specialize_layers(model, cfg)
+    for node in model.graph.node:
+        if node.output and node.output[0] in styles:
+            getCustomOp(node).set_nodeattr("preferred_impl_style", styles[node.output[0]])
+    return model
+
+
+def step_qmlp_specialize_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """The HLS layers that have an RTL variant become it (:class:`SpecializeToRTL`).
+
+    Placed after FINN's folding steps (``SetFolding`` and ``ApplyConfig`` pick the folding of
+    these layers by their HLS op types) and after ``step_transpose_decomposition`` (which
+    specialises the shuffles it makes): each RTL layer keeps the folding, data types and shapes
+    of the HLS layer it replaces.
+    """
+    model = model.transform(SpecializeToRTL())
+    model = model.transform(GiveUniqueNodeNames())
+    return model.transform(InferShapes()).transform(InferDataTypes())
+
+
 def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """Verify the folded, specialised graph (stage ``folded``); the model is unchanged.
 
-    Executes :func:`~qmlp_brevitas.finn.generic.generic_hw_copy` of the model (Python execution
-    of each layer) inside the build's parent model (host nodes around the partition);
-    cycle-true simulation of the same graph is the RTL simulation's job.
+    Executes the Python execution of each layer (the generic HW copy) inside FINN's dataflow
+    parent model, so that host-side nodes (the output scale and bias) are included; cycle-true
+    simulation of the same graph is the RTL simulation's job.
     """
-    parent = PartitionedModel.from_build(cfg.output_dir)
-    verify_stage(model, cfg, "folded", parent=parent)
+    parent = Path(cfg.output_dir) / "intermediate_models" / PARENT_MODEL
+    verify_stage(model, cfg, "folded", ModelWrapper(str(parent)) if parent.is_file() else None)
     return model
+
+
+def step_qmlp_generate_estimate_reports(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """FINN's ``step_generate_estimate_reports`` with the project's RTL layers in FINN's view.
+
+    FINN's cycle and resource analyses and its critical-path estimate count only layers of
+    FINN's hls/rtl domains; :func:`~qmlp_brevitas.finn.specialize.run_with_finn_domains`
+    presents the project's RTL layers there for the step.
+    """
+    return run_with_finn_domains(step_generate_estimate_reports, model, cfg)
 
 
 def read_verification(output_dir: str | Path) -> dict:

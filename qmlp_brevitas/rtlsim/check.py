@@ -17,8 +17,7 @@ import numpy as np
 import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qmlp_brevitas.finn.generic import is_hw_layer
-from qmlp_brevitas.finn.partition import PartitionedModel, PartitionError
+from qmlp_brevitas.finn.generic import PartitionError, execute_in_parent, is_hw_layer
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
     BACKPRESSURE,
@@ -145,20 +144,35 @@ def fit_input(model: ModelWrapper, value: np.ndarray) -> dict[str, np.ndarray]:
     )
 
 
+def _execute(model: ModelWrapper, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from finn.core.onnx_exec import execute_onnx
+
+    return execute_onnx(model, inputs, return_full_exec_context=True)
+
+
 def partition_input(
-    build_dir: Path, model: ModelWrapper, value: np.ndarray
+    build_dir: Path, model: ModelWrapper, value: np.ndarray, work_dir: Path
 ) -> dict[str, np.ndarray]:
-    """The input of a dataflow partition model: what FINN's parent model
-    (``intermediate_models/dataflow_parent.onnx``) feeds its partition for ``value``."""
-    try:
-        parent = PartitionedModel.from_build(build_dir)
-    except PartitionError as err:
+    """The input of a dataflow partition model, from FINN's parent model on ``value``.
+
+    As FINN's own verification of later build stages does, the parent model
+    (``intermediate_models/dataflow_parent.onnx``) is executed with its
+    StreamingDataflowPartition node pointing at (a Python-executable copy of) ``model``.
+    """
+    parent_path = build_dir / "intermediate_models" / "dataflow_parent.onnx"
+    if not parent_path.is_file():
         raise BuildFolderError(
-            f"the model's input does not match the verification input ({err}); pass --input "
-            "with the model's own input"
-        ) from err
-    name = model.graph.input[0].name
-    return {name: parent.accelerator_input(value).reshape(model.get_tensor_shape(name))}
+            f"the model's input does not match the verification input and {parent_path} "
+            "does not exist; pass --input with the model's own input"
+        )
+    parent = ModelWrapper(str(parent_path))
+    child_path = work_dir / "reference_partition.onnx"
+    try:
+        context = execute_in_parent(parent, model, fit_input(parent, value), child_path)
+    except PartitionError as err:
+        raise BuildFolderError(f"{parent_path}: {err}") from err
+    sdp = next(n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition")
+    return {model.graph.input[0].name: context[sdp.input[0]]}
 
 
 def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict:
@@ -232,7 +246,7 @@ def check_build(
     try:
         model_input = fit_input(model, raw_input)
     except BuildFolderError:
-        model_input = partition_input(build_dir, model, raw_input)
+        model_input = partition_input(build_dir, model, raw_input, build_dir / "rtlsim")
     context = execution_context(model, model_input)
     rtl_nodes = [n for n in model.graph.node if finn_node.is_rtl_layer(n)]
     if layers:
@@ -275,7 +289,7 @@ def check_build(
 
 
 HEADER = (
-    f"{'layer':<24} {'op':<18} {'folding':<14} {'words':>7} {'mism':>5} "
+    f"{'layer':<24} {'op':<20} {'folding':<14} {'words':>7} {'mism':>5} "
     f"{'cyc/frame':>10} {'estimate':>9} {'build s':>8} {'sim s':>7}  status"
 )
 
@@ -287,7 +301,7 @@ def _row(res: LayerResult) -> str:
     build = "cached" if res.build_cached else f"{res.build_s:.1f}"
     status = res.status + (f" ({res.reason})" if res.reason else "")
     return (
-        f"{res.name:<24} {res.op_type:<18} {fold:<14} {res.words_checked:>7} "
+        f"{res.name:<24} {res.op_type:<20} {fold:<14} {res.words_checked:>7} "
         f"{res.mismatches:>5} {cpf:>10} {est:>9} {build:>8} {res.sim_s:>7.1f}  {status}"
     )
 

@@ -213,6 +213,25 @@ def make_eltwise_model(
     return model
 
 
+def make_fork_join_model(
+    channels: int = 12, pe: int = 3, vectors: tuple[int, ...] = (1, 5), idt: str = "INT4"
+) -> ModelWrapper:
+    """``DuplicateStreams`` into both inputs of an ``ElementwiseAdd`` (``y = x + x``): a layer
+    with two outputs feeding a layer with two inputs, as a residual block's fork and join."""
+    dup = make_duplicate_streams_model(channels, pe, vectors, idt, outputs=2)
+    add = make_eltwise_model("ElementwiseAdd", channels, pe, vectors, (idt, idt))
+    shape = [*vectors, channels]
+    fork, join = dup.graph.node[0], add.graph.node[0]
+    join.input[:] = list(fork.output)
+    odt = add.get_tensor_datatype("outp").name
+    model = _wrap_io(fork, [("inp", shape, idt)], [("outp", shape, odt)])
+    model.graph.node.append(join)
+    for name in fork.output:
+        model.graph.value_info.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+        model.set_tensor_datatype(name, DataType[idt])
+    return model
+
+
 def make_thresholding_model(
     channels: int = 16,
     pe: int = 4,

@@ -6,7 +6,9 @@ from .collapse_movement import CollapseOrderPreservingMovement
 from .layernorm_scale import AbsorbScalarMulIntoLayerNorm
 from .linear_past_reduce_mean import MoveLinearPastReduceMean
 from .linear_past_split import MoveChannelwiseLinearPastSplit
+from .output_dequant import OutputDequantToHost, output_dequant_tail
 from .reduce_mean_to_acc_pool import ReduceMeanToGlobalAccPool
+from .shuffle_to_reshape import OrderPreservingShuffleToReshape
 from .slices_to_split import SlicesToSplit
 from .thresholds_before_movement import MoveGlobalThresholdsBeforeDataMovement
 from .thresholds_before_split import MoveThresholdsBeforeSplit
@@ -24,10 +26,13 @@ __all__ = [
     "MoveGlobalThresholdsBeforeDataMovement",
     "MoveLinearPastReduceMean",
     "MoveThresholdsBeforeSplit",
+    "OrderPreservingShuffleToReshape",
+    "OutputDequantToHost",
     "ReduceMeanToGlobalAccPool",
     "SlicesToSplit",
     "TidyOnChangeComposed",
     "ZeroPointQuantToThresholds",
+    "output_dequant_tail",
     "streamline_step",
     "tidy_on_change_streamline",
 ]

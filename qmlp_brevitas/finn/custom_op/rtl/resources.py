@@ -1,12 +1,12 @@
 """LUT and FF estimates of the project's RTL layers, from the structure of their cores.
 
-The formulas count the LUT6s and flip-flops that the cores in ``qmlp_brevitas/hdl`` map to on an
-UltraScale+ device (6-input LUTs, 64x1 LUTRAM, flip-flops with clock enable and synchronous
-reset). They are *modelled*, not Vivado results: ``scripts/rtl_resources.py`` synthesizes each
-core with Yosys (``synth_xilinx -family xcup``) over a grid of configurations and compares, and
-the README records that comparison. None of the cores uses BRAM, URAM or DSP blocks.
-
-``bits(n)`` is the width of a counter or index that holds ``0 .. n - 1`` (at least 1).
+The formulas count the LUT6s and flip-flops that the cores in ``qmlp_brevitas/hdl`` need on an
+UltraScale+ device, with coefficients fitted to Yosys' synthesis of the layers' generated HDL
+(``synth_xilinx -family xcup``, :mod:`.synth`) over a grid of configurations;
+``scripts/rtl_resources.py`` reruns that comparison and ``docs/results/rtl_resources.md`` holds
+its table. They are *modelled*: neither Yosys nor these formulas are Vivado results. None of the
+cores uses BRAM, URAM or DSP blocks. ``bits(n)`` is the width of a counter or index that holds
+``0 .. n - 1`` (at least 1).
 """
 
 from __future__ import annotations
@@ -30,47 +30,52 @@ def dup_streams_ff(width: int, outputs: int) -> int:
 
 
 def dup_streams_lut(width: int, outputs: int) -> int:
-    """A pending-bit update per output, the ready AND over the outputs, the take enable."""
+    """A pending-bit update per output, the ready AND over the outputs, the take enable (the
+    word register needs no LUT)."""
     return outputs + math.ceil(2 * outputs / 6) + 1
 
 
 def split_concat_ff(width: int, folds: list[int]) -> int:
-    """Output word, its valid bit, the word counter, the stream index (and, for a split, the
-    held word's destination)."""
+    """Output word, its valid bit, the word counter, the stream index and the held word's
+    destination (a concat's is trimmed, but the fit keeps one formula)."""
     n = len(folds)
     return width + 1 + bits(max(folds)) + 2 * bits(n)
 
 
-def _counter_lut(folds: list[int]) -> int:
-    """Word counter with increment, the compare against the current stream's fold, and the
-    stream index update."""
-    c, n = bits(max(folds)), len(folds)
-    return c + math.ceil(c / 3) * max(1, math.ceil(n / 2)) + bits(n) + 1
-
-
 def split_lut(width: int, folds: list[int]) -> int:
-    """Counters, the destination decode to the output valids and the ready select."""
-    n = len(folds)
-    return _counter_lut(folds) + n + math.ceil(n / 4) + 1
+    """Word counter with the compare against the current stream's fold (2 per counter bit),
+    destination decode, valid and ready select (4 per output stream)."""
+    return 2 * bits(max(folds)) + 4 * len(folds) + 1
 
 
 def concat_lut(width: int, folds: list[int]) -> int:
-    """Counters, the input multiplexer (one LUT6 per output bit selects among up to 4 inputs)
-    and the valid/ready select."""
+    """The input multiplexer (one LUT per output bit for up to 4 inputs: 4 data and 2 select
+    inputs), the word counter (2 per bit) and the per-input valid/ready logic (5 per input)."""
     n = len(folds)
-    mux = width * math.ceil((n - 1) / 3) if n > 1 else 0
-    return _counter_lut(folds) + mux + n + 1
+    return width * math.ceil((n - 1) / 3) + 2 * bits(max(folds)) + 5 * n
+
+
+def _lutram_luts(width: int, depth: int) -> int:
+    """LUTs of a ``depth`` x ``width`` memory in LUTRAM as Yosys maps it: 14 bits per 8 LUTs
+    (``RAM32M16``) up to 32 words, 7 bits per 8 LUTs (``RAM64M8``) per 64 words beyond."""
+    if depth <= 32:
+        return 8 * math.ceil(width / 14)
+    return 8 * math.ceil(width / 7) * math.ceil(depth / 64)
 
 
 def acc_pool_ff(pe: int, acc_bits: int, folds: int, tokens: int) -> int:
-    """Output word and valid bit, fold and token counters."""
-    return pe * acc_bits + 1 + bits(folds) + bits(tokens)
+    """Output word and valid bit, fold and token counters, the memory's registered address;
+    with a single fold the accumulators are registers."""
+    words = pe * acc_bits
+    if folds == 1:
+        return 2 * words + 1 + bits(tokens) + 1
+    return words + 1 + 2 * bits(folds) + bits(tokens)
 
 
 def acc_pool_lut(pe: int, acc_bits: int, folds: int, tokens: int) -> int:
-    """PE adders of ``acc_bits`` (one LUT per bit, the first-token zeroing folded in), the
-    accumulator memory as 64x1 LUTRAM per bit (registers below 2 words), and the counters."""
+    """Two LUTs per accumulator bit (adder with the first-token zeroing, and the write-back or
+    output select), the accumulator memory in LUTRAM (registers for a single fold), and the
+    fold and token counters (2 per bit)."""
     words = pe * acc_bits
-    memory = words * math.ceil(folds / 64) if folds > 1 else 0
-    counters = bits(folds) + bits(tokens) + math.ceil((bits(folds) + bits(tokens)) / 3) + 2
-    return words + memory + counters
+    memory = _lutram_luts(words, folds) if folds > 1 else 0
+    return 2 * words + memory + 2 * (bits(folds) + bits(tokens)) + 2
