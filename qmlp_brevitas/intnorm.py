@@ -267,8 +267,8 @@ def int_layernorm(x: torch.Tensor, spec: IntLayerNormSpec) -> torch.Tensor:
     Exactly the module docstring's steps; every intermediate fits int64 within the spec's
     limits. Refuses inputs outside the spec's ``input_bits``.
     """
-    if x.dtype != torch.int64:
-        raise TypeError(f"int_layernorm expects int64 integers, got {x.dtype}")
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.int64:
+        raise TypeError(f"int_layernorm expects a torch int64 tensor, got {type(x).__name__}")
     if x.shape[-1] != spec.channels:
         raise IntLayerNormError(spec.layer, "channels of the input", x.shape[-1], spec.channels)
     if x.numel():

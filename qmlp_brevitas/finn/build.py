@@ -22,17 +22,18 @@ ESTIMATE_STEPS = [
     "step_tidy_up",
     QMLP + "step_qmlp_streamline",
     QMLP + "step_qmlp_convert_to_hw",
-    "step_create_dataflow_partition",
-    "step_specialize_layers",
-    "step_target_fps_parallelization",
+    QMLP + "step_qmlp_create_dataflow_partition",
+    QMLP + "step_qmlp_specialize_layers",
+    QMLP + "step_qmlp_target_fps_parallelization",
     "step_apply_folding_config",
     "step_minimize_bit_width",
     "step_transpose_decomposition",
     QMLP + "step_qmlp_verify_folded",
-    "step_generate_estimate_reports",
+    QMLP + "step_qmlp_generate_estimate_reports",
 ]
 # FINN's standard steps after the estimates; they need Vivado/Vitis.
 HARDWARE_STEPS = [
+    QMLP + "step_qmlp_finn_domains",
     "step_hw_codegen",
     "step_hw_ipgen",
     "step_set_fifo_depths",

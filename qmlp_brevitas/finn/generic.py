@@ -3,7 +3,9 @@
 A model after ``SpecializeLayers`` holds ``X_hls``/``X_rtl`` nodes, which execute only through
 C++ or RTL simulation (Vitis HLS, Vivado XSI). The generic FINN layer ``X`` they specialise
 executes in Python with the same folded attributes; the build's folded-stage verification and
-the RTL check's reference execution both run such a copy. No FINN import at module level.
+the RTL check's reference execution both run such a copy. The project's own layers
+(``qmlp_brevitas.finn.custom_op[.rtl|.hls]``) are treated the same way. No FINN import at module
+level.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ from copy import deepcopy
 
 from qonnx.core.modelwrapper import ModelWrapper
 
+from .project_ops import DOMAIN as PROJECT_HW_DOMAIN
+
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
-SPECIALISED_SUFFIX = {HW_DOMAIN + ".hls": "_hls", HW_DOMAIN + ".rtl": "_rtl"}
+# specialised domain -> (suffix of the op type, generic domain)
+SPECIALISED = {
+    f"{base}.{style}": (f"_{style}", base)
+    for base in (HW_DOMAIN, PROJECT_HW_DOMAIN)
+    for style in ("hls", "rtl")
+}
 
 
 def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
     """A copy of ``model`` with every specialised ``X_hls``/``X_rtl`` node as its generic ``X``."""
     copy = ModelWrapper(deepcopy(model.model))
     for node in copy.graph.node:
-        suffix = SPECIALISED_SUFFIX.get(node.domain)
+        suffix, generic = SPECIALISED.get(node.domain, (None, None))
         if suffix and node.op_type.endswith(suffix):
             node.op_type = node.op_type[: -len(suffix)]
-            node.domain = HW_DOMAIN
+            node.domain = generic
     return copy
 
 
@@ -41,3 +50,4 @@ def register_hw_ops() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.ispkg:
             importlib.import_module(f"{package.__name__}.{info.name}")
+    importlib.import_module(PROJECT_HW_DOMAIN)

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
-from finn.builder.build_dataflow_steps import step_convert_to_hw
+from finn.builder.build_dataflow_steps import (
+    step_convert_to_hw,
+    step_create_dataflow_partition,
+    step_generate_estimate_reports,
+    step_specialize_layers,
+    step_target_fps_parallelization,
+)
 from finn.transformation.fpgadataflow.convert_to_hw.concat import InferConcatLayer
 from finn.transformation.fpgadataflow.convert_to_hw.split import InferSplitLayer
 from finn.transformation.streamline.absorb import AbsorbTransposeIntoMultiThreshold
@@ -31,11 +37,20 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.util.cleanup import cleanup_model
 
 from .generic import generic_hw_copy
+from .project_ops import (
+    SetProjectFolding,
+    SpecializeProjectLayers,
+    in_finn_view,
+    is_hw_node,
+    to_finn_view,
+)
 from .transforms import (
     AbsorbClipIntoQuant,
+    AbsorbScalarMulIntoIntLayerNorm,
     AbsorbScalarMulIntoLayerNorm,
     ChannelsLastThresholds,
     CollapseOrderPreservingMovement,
+    InferIntLayerNorm,
     MoveChannelwiseLinearPastSplit,
     MoveGlobalThresholdsBeforeDataMovement,
     MoveLinearPastReduceMean,
@@ -47,6 +62,7 @@ from .transforms import (
     streamline_step,
     tidy_on_change_streamline,
 )
+from .transforms.infer_int_layernorm import unconverted_reason
 
 VERIFICATION_FILE = "verification.json"
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
@@ -113,7 +129,8 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     :func:`~qmlp_brevitas.finn.transforms.streamline_step`) lowers the patch-embedding conv and
     absorbs scales; then global thresholds move in front of token transposes and concats, residual
     scales move past the adds (FINN's ``MoveLinearPastEltwiseAdd``, ``MoveMulPastFork``), scales
-    fold into LayerNorm epsilons, and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
+    fold into LayerNorm epsilons and into the input scales of integer LayerNorms (which then
+    read the integer residual stream), and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
     folds into the head's thresholds. Verified as stage ``streamlined``.
 
     FINN's ``Streamline()`` sequence and the Q-MLP moves run as
@@ -133,6 +150,7 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
             MoveMulPastFork(),
             MoveLinearPastEltwiseAdd(),
             AbsorbScalarMulIntoLayerNorm(),
+            AbsorbScalarMulIntoIntLayerNorm(),
             MoveLinearPastReduceMean(),
             ReduceMeanToGlobalAccPool(),
             AbsorbTransposeIntoMultiThreshold(),
@@ -154,16 +172,21 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
 
 
 def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
-    """``(name, op_type, why)`` of every node that is not a FINN hardware layer."""
+    """``(name, op_type, why)`` of every node that is not a hardware layer (FINN's or the
+    project's, :mod:`qmlp_brevitas.finn.custom_op`)."""
     found = []
     for node in model.graph.node:
-        if node.domain.startswith(HW_DOMAIN):
+        if is_hw_node(node):
             continue
         found.append((node.name, node.op_type, _why_unmapped(model, node)))
     return found
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
+    if node.op_type == "IntLayerNorm":
+        reason = unconverted_reason(model, node)
+        if reason:
+            return reason
     dtypes = [model.get_tensor_datatype(i).name for i in node.input if i]
     if any(d == "FLOAT32" for d in dtypes):
         return (
@@ -188,6 +211,8 @@ def check_all_hw(model: ModelWrapper) -> None:
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """FINN's ``step_convert_to_hw``, then a check that every node became a hardware layer.
 
+    Then the integer LayerNorms become the project's ``IntLayerNorm`` layer.
+
     Expects ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with
     embedded thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False``
     (every transpose becomes a ``Shuffle``). Verified as stage ``hw_layers``.
@@ -198,8 +223,51 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
     model = step_convert_to_hw(model, cfg)
+    # after FINN's conversion: its ElementwiseAdd types the residual sum (INT<a+1>), where
+    # qonnx's inference of the plain Add gave INT32
+    model = model.transform(InferIntLayerNorm())
     check_all_hw(model)
     verify_stage(model, cfg, "hw_layers")
+    return model
+
+
+def step_qmlp_create_dataflow_partition(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """FINN's ``step_create_dataflow_partition``, the project's layers counted as hardware."""
+    return in_finn_view(step_create_dataflow_partition)(model, cfg)
+
+
+def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """The project's layers to their RTL variants, then FINN's ``step_specialize_layers``."""
+    model = model.transform(SpecializeProjectLayers(cfg._resolve_fpga_part()))  # noqa: SLF001
+    return step_specialize_layers(model, cfg)
+
+
+def step_qmlp_target_fps_parallelization(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """The project's layers folded to the target, then FINN's folding of its own, with the
+    project's layers in FINN's view (FINN's cycle analysis covers them; its
+    ``auto_folding_config.json`` lists both; its ``SetFolding`` logs that it leaves them be)."""
+    target = cfg._resolve_cycles_per_frame()  # noqa: SLF001 (FINN's own resolution)
+    if target is not None:
+        model = model.transform(SetProjectFolding(target))
+    return in_finn_view(step_target_fps_parallelization)(model, cfg)
+
+
+def step_qmlp_generate_estimate_reports(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """FINN's ``step_generate_estimate_reports``, with the project's layers estimated like
+    FINN's (cycles, resources, critical path)."""
+    return in_finn_view(step_generate_estimate_reports)(model, cfg)
+
+
+def step_qmlp_finn_domains(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """The project's layers moved into FINN's domains for FINN's hardware steps (IP generation,
+    stitching), which select layers by domain. Not run without Vivado."""
+    to_finn_view(model)
     return model
 
 

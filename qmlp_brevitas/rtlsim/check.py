@@ -18,6 +18,7 @@ import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qmlp_brevitas.finn.generic import generic_hw_copy
+from qmlp_brevitas.finn.project_ops import is_hw_node
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
     BACKPRESSURE,
@@ -184,7 +185,7 @@ def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict
     total = checked = 0
     simulated, not_simulated = [], []
     for node in model.graph.node:
-        if not node.domain.startswith("finn.custom_op.fpgadataflow"):
+        if not is_hw_node(node):
             continue
         res = results.get(node.name)
         macs = res.macs if res is not None else finn_node.mac_count(finn_node.hw_op(node))

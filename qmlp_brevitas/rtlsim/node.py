@@ -18,6 +18,8 @@ import numpy as np
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
+from qmlp_brevitas.finn.project_ops import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+
 RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 FOLDING_ATTRS = ("PE", "SIMD", "TH", "pumpedCompute")
 
@@ -37,8 +39,9 @@ def ensure_finn_settings() -> None:
 
 
 def is_rtl_layer(node: NodeProto) -> bool:
-    """True for a node specialised to a FINN RTL variant (``*_rtl`` in FINN's rtl domain)."""
-    return node.domain == RTL_DOMAIN
+    """True for a node specialised to an RTL variant (``*_rtl`` in FINN's rtl domain or the
+    project's, :mod:`qmlp_brevitas.finn.custom_op.rtl`)."""
+    return node.domain in (RTL_DOMAIN, PROJECT_RTL_DOMAIN)
 
 
 def hw_op(node: NodeProto):
