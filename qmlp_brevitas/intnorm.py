@@ -55,7 +55,7 @@ For the model's ``eps = 1e-6`` and 4-bit residual scales, ``E`` is 0: the smalle
 Limits (:class:`IntLayerNormSpec` refuses anything else, naming the layer and the limit):
 ``2 <= C``, ``2 <= B <=`` :data:`MAX_INPUT_BITS`, ``0 <= F <=`` :data:`MAX_FRAC_BITS`,
 ``K <=`` :data:`MAX_RSQRT_BITS` (so that ``4**K`` fits the 64-bit integers of the vectorised
-reference; e.g. ``C <= 256`` at ``B = 9``, ``C <= 1624`` at ``B = 5``).
+reference; ``C <= 406`` at ``B = 9``, ``C <= 2580`` at ``B = 5``).
 """
 
 from __future__ import annotations

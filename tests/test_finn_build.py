@@ -76,7 +76,7 @@ def _check_build(summary):
 @pytest.mark.slow
 @pytest.mark.parametrize("bits", [4, 8])
 def test_qmlp_layernorm_compiles(tmp_path, bits):
-    summary = _build(tmp_path, _qmlp(tmp_path, bits))
+    summary = _build(tmp_path, _qmlp(tmp_path, bits, norm="layernorm"))
     final = _check_build(summary)
     ops = {n.op_type.rsplit("_", 1)[0] for n in final.graph.node}
     assert {"MVAU", "Thresholding", "LayerNorm", "GlobalAccPool", "StreamingSplit"} <= ops

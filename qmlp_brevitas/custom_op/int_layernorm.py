@@ -61,9 +61,9 @@ class IntLayerNorm(CustomOp):
             "rsqrt_bits": ("i", False, 0),
         }
 
-    def spec(self, model=None) -> IntLayerNormSpec:
-        shape = model.get_tensor_shape(self.onnx_node.input[0]) if model is not None else None
-        return spec_from_node(self, shape[-1] if shape else 2)
+    def spec(self, model) -> IntLayerNormSpec:
+        """The spec of this node in ``model`` (the channels are its input's last axis)."""
+        return spec_from_node(self, model.get_tensor_shape(self.onnx_node.input[0])[-1])
 
     def make_shape_compatible_op(self, model):
         node = self.onnx_node

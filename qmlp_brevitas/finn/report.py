@@ -175,7 +175,9 @@ def format_summary(summary: dict) -> str:
     if norm["layers"]:
         kinds = ", ".join(f"{n} {op}" for op, n in norm.get("kinds", {}).items())
         lines.append(
-            f"LayerNorm       {norm['layers']} layers ({kinds}): "
+            f"LayerNorm       {norm['layers']} layers"
+            + (f" ({kinds})" if kinds else "")
+            + ": "
             + ", ".join(f"{r} {norm[r]:,.0f}" for r in RESOURCES)
             + f", up to {norm['max_cycles']} cycles"
             + (f"; no estimate for {', '.join(norm['missing'])}" if norm["missing"] else "")
