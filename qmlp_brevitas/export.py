@@ -1,4 +1,10 @@
-"""QONNX export of a quantized model, cleaned with qonnx, with verification data beside it."""
+"""QONNX export of a quantized model, cleaned with qonnx, with verification data beside it.
+
+A model with integer LayerNorms (:class:`~qmlp_brevitas.int_layernorm.IntLayerNorm`) exports
+each as the QONNX op ``IntLayerNorm``; the verification then also compares, on the verification
+example, the integers every such node computes in qonnx with those of the Brevitas module
+(``int_layernorm`` in ``export.json``: layers, values compared, mismatches).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,39 @@ class OnnxFileError(ValueError):
 # float32 rounding error of a rounding boundary (a LayerNorm output, typically) can still round
 # to neighbouring levels in the two, which moves the logits by far more than this tolerance.
 VERIFY_ATOL = 1e-4
+
+
+def int_layernorm_check(
+    module: torch.nn.Module, graph: ModelWrapper, examples: torch.Tensor, index: int
+) -> dict | None:
+    """Integers of every IntLayerNorm, Brevitas vs qonnx, on ``examples[index]``.
+
+    The Brevitas integers are those of the module's last forward pass (on all ``examples``);
+    the modules and the graph's ``IntLayerNorm`` nodes are matched in execution order.
+    """
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from .int_layernorm import IntLayerNorm
+
+    norms = [m for m in module.modules() if isinstance(m, IntLayerNorm)]
+    nodes = [n for n in graph.graph.node if n.op_type == "IntLayerNorm"]
+    if not norms and not nodes:
+        return None
+    x = examples[index : index + 1].cpu().numpy()
+    context = execute_onnx(graph, {graph.graph.input[0].name: x}, return_full_exec_context=True)
+    values = mismatches = 0
+    for norm, node in zip(norms, nodes, strict=False):
+        ours = norm.last_integers[index : index + 1].numpy()
+        theirs = context[node.output[0]].reshape(ours.shape)
+        values += ours.size
+        mismatches += int((ours != theirs).sum())
+    return {"layers": len(nodes), "modules": len(norms), "values": values, "mismatches": mismatches}
+
+
+def _integers_agree(check: dict | None) -> bool:
+    if check is None:
+        return True
+    return check["layers"] == check["modules"] and check["mismatches"] == 0
 
 
 def run_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
@@ -71,13 +110,16 @@ def export_model(model: torch.nn.Module, examples: torch.Tensor, out_dir: str | 
     index, diff = chosen if chosen else (0, rejected[0]["max_abs_diff"])
     np.save(out_dir / INPUT_NAME, examples[index : index + 1].cpu().numpy())
     np.save(out_dir / EXPECTED_NAME, expected_all[index : index + 1])
+    integers = int_layernorm_check(model, cleaned, examples, index)
     record = {
         "example_index": index,
         "qonnx_vs_brevitas_max_abs_diff": diff,
         "atol": VERIFY_ATOL,
-        "agrees": chosen is not None,
+        "agrees": chosen is not None and _integers_agree(integers),
         "passed_over": rejected,
     }
+    if integers is not None:
+        record["int_layernorm"] = integers
     write_json(out_dir / "export.json", record)
     return {
         "onnx": str(onnx_path),

@@ -3,9 +3,11 @@
 A :class:`QuantRecipe` says how a model is quantized; the model code reads nothing else. Each of
 the paper's techniques is one field, so that an ablation turns them on one at a time:
 
-1. ``norm`` -- ``"layernorm"`` bounds activation ranges (Sec. 4.1); ``"original"`` keeps the
-   family's own norm (LayerNorm for MLP-Mixer, Affine for ResMLP); ``"affine"``,
-   ``"batchnorm"`` and ``"none"`` are also available.
+1. ``norm`` -- ``"layernorm"`` bounds activation ranges (Sec. 4.1); ``"intlayernorm"`` is the
+   same LayerNorm computed on the integer residual stream exactly as the hardware computes it
+   (:mod:`qmlp_brevitas.int_layernorm`); ``"original"`` keeps the family's own norm (LayerNorm
+   for MLP-Mixer, Affine for ResMLP); ``"affine"``, ``"batchnorm"`` and ``"none"`` are also
+   available.
 2. ``act`` -- ``"relu6"`` or ``"hardtanh"`` are bounded (Sec. 4.2); ``"gelu"`` and ``"relu"``
    are not.
 3. ``calibration`` -- ``"percentile"`` (Sec. 4.3, upper percentile ``percentile``) or ``"minmax"``.
@@ -30,7 +32,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .quant import CALIBRATIONS, check_bit_width
 
-NORMS = ("original", "layernorm", "affine", "batchnorm", "none")
+NORMS = ("original", "layernorm", "intlayernorm", "affine", "batchnorm", "none")
 ACTS = ("gelu", "relu", "relu6", "hardtanh")
 BOUNDED_ACTS = ("relu6", "hardtanh")
 NON_NEGATIVE_ACTS = ("relu", "relu6")
@@ -44,7 +46,7 @@ class QuantRecipe:
     w_bits: int | None = None
     a_bits: int | None = None
     input_bits: int = 8
-    norm: str = "layernorm"
+    norm: str = "intlayernorm"
     act: str = "relu6"
     calibration: str = "percentile"
     percentile: float = 99.99
@@ -95,9 +97,10 @@ class QuantRecipe:
 
 
 PRESETS: dict[str, dict] = {
-    # All five Q-MLP techniques on.
+    # All five Q-MLP techniques on; LayerNorm computed on integers as the hardware computes it
+    # (as accurate as float LayerNorm here: README, "Integer LayerNorm").
     "qmlp": dict(
-        norm="layernorm", act="relu6", calibration="percentile", token_groups=2, asymmetric=True
+        norm="intlayernorm", act="relu6", calibration="percentile", token_groups=2, asymmetric=True
     ),
     # Naive quantization: the family's own norm, GELU, min-max calibration, one token MLP,
     # symmetric quantizers everywhere.

@@ -39,3 +39,15 @@ def test_ci_runs_the_readme_test_command():
     ]
     assert len(ci_lines) == 1
     assert ci_lines[0] in (ROOT / "README.md").read_text()
+
+
+def test_hdl_sources_are_package_data():
+    """A non-editable install carries the project's SystemVerilog (qmlp_brevitas/hdl)."""
+    from fnmatch import fnmatch
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["qmlp_brevitas.hdl"]
+    sources = [
+        p.name for p in (ROOT / "qmlp_brevitas" / "hdl").iterdir() if p.suffix in (".sv", ".v")
+    ]
+    assert sources and all(any(fnmatch(name, pat) for pat in patterns) for name in sources)

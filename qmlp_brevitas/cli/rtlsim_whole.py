@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_folder(args, build: Path) -> Path:
     from qmlp_brevitas.rtlsim.whole import build_summary
 
+    if not build.is_dir():
+        raise BuildFolderError(f"build folder {build} does not exist; run fpga/build.py")
     if args.run is not None:
         return args.run
     model = build_summary(build.resolve()).get("model")

@@ -88,3 +88,4 @@ def register_hw_ops() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.ispkg:
             importlib.import_module(f"{package.__name__}.{info.name}")
+    importlib.import_module(PROJECT_DOMAIN)

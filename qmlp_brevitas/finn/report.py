@@ -85,10 +85,15 @@ def host_nodes(out_dir: Path) -> list[dict]:
 
 
 def layernorm_cost(rows: list[dict]) -> dict:
-    """Cycles and resources of the LayerNorm layers, and which of them have no estimate."""
-    norms = [r for r in rows if r["op_type"].startswith("LayerNorm")]
+    """Cycles and resources of the LayerNorm layers (FINN's float ``LayerNorm_*`` and the
+    project's ``IntLayerNorm_*``), their kinds, and which of them have no estimate."""
+    norms = [r for r in rows if r["op_type"].split("_")[0] in ("LayerNorm", "IntLayerNorm")]
+    kinds: dict[str, int] = {}
+    for norm in norms:
+        kinds[norm["op_type"]] = kinds.get(norm["op_type"], 0) + 1
     return {
         "layers": len(norms),
+        "kinds": kinds,
         "max_cycles": max((r["cycles"] for r in norms), default=0),
         **{r: sum(n[r] for n in norms) for r in RESOURCES},
         "missing": [n["name"] for n in norms if n["missing"]],
@@ -210,8 +215,11 @@ def format_summary(summary: dict) -> str:
         )
     norm = summary["layernorm"]
     if norm["layers"]:
+        kinds = ", ".join(f"{n} {op}" for op, n in norm.get("kinds", {}).items())
         lines.append(
-            f"LayerNorm       {norm['layers']} layers: "
+            f"LayerNorm       {norm['layers']} layers"
+            + (f" ({kinds})" if kinds else "")
+            + ": "
             + ", ".join(f"{r} {norm[r]:,.0f}" for r in RESOURCES)
             + f", up to {norm['max_cycles']} cycles"
             + (f"; no estimate for {', '.join(norm['missing'])}" if norm["missing"] else "")

@@ -24,8 +24,10 @@ import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
 from finn.builder.build_dataflow_steps import (
     step_convert_to_hw,
+    step_create_dataflow_partition,
     step_generate_estimate_reports,
     step_specialize_layers,
+    step_target_fps_parallelization,
 )
 from finn.transformation.fpgadataflow.convert_to_hw.concat import InferConcatLayer
 from finn.transformation.fpgadataflow.convert_to_hw.split import InferSplitLayer
@@ -45,13 +47,21 @@ from qonnx.util.cleanup import cleanup_model
 
 from .generic import execute_in_parent, is_hw_layer
 from .host_io import join_host_io, split_host_io
-from .specialize import SpecializeToRTL, preferred_style, run_with_finn_domains
+from .project_ops import (
+    SetProjectFolding,
+    SpecializeProjectLayers,
+    in_finn_view,
+    to_finn_view,
+)
+from .specialize import SpecializeToRTL, preferred_style
 from .transforms import (
     AbsorbClipIntoQuant,
+    AbsorbScalarMulIntoIntLayerNorm,
     AbsorbScalarMulIntoLayerNorm,
     AbsorbTokenLinearIntoElementThresholds,
     ChannelsLastThresholds,
     CollapseOrderPreservingMovement,
+    InferIntLayerNorm,
     MoveChannelwiseLinearPastSplit,
     MoveGlobalThresholdsBeforeDataMovement,
     MoveLinearPastReduceMean,
@@ -66,6 +76,7 @@ from .transforms import (
     streamline_step,
     tidy_on_change_streamline,
 )
+from .transforms.infer_int_layernorm import unconverted_reason
 
 VERIFICATION_FILE = "verification.json"
 PARENT_MODEL = "dataflow_parent.onnx"
@@ -143,7 +154,8 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     absorbs scales; then global thresholds move in front of token transposes and concats (and
     ResMLP's per-token factors go into per-element thresholds), residual
     scales move past the adds (FINN's ``MoveLinearPastEltwiseAdd``, ``MoveMulPastFork``), scales
-    fold into LayerNorm epsilons, and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
+    fold into LayerNorm epsilons and into the input scales of integer LayerNorms (which then
+    read the integer residual stream), and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
     folds into the head's thresholds. Verified as stage ``streamlined``.
 
     FINN's ``Streamline()`` sequence and the Q-MLP moves run as
@@ -164,6 +176,7 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
             MoveMulPastFork(),
             MoveLinearPastEltwiseAdd(),
             AbsorbScalarMulIntoLayerNorm(),
+            AbsorbScalarMulIntoIntLayerNorm(),
             MoveLinearPastReduceMean(),
             ReduceMeanToGlobalAccPool(),
             AbsorbTransposeIntoMultiThreshold(),
@@ -197,6 +210,10 @@ def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
+    if node.op_type == "IntLayerNorm":
+        reason = unconverted_reason(model, node)
+        if reason:
+            return reason
     dtypes = [model.get_tensor_datatype(i).name for i in node.input if i]
     if any(d == "FLOAT32" for d in dtypes):
         return (
@@ -224,7 +241,8 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 
     The input quantizer (with its layout nodes) is set aside for the host
     (:mod:`~qmlp_brevitas.finn.host_io`), so that the accelerator takes integers; FINN's
-    partitioning leaves it in the parent model. Expects ``cfg.standalone_thresholds``
+    partitioning leaves it in the parent model. After FINN's conversion the integer LayerNorms
+    become the project's ``IntLayerNorm`` layer. Expects ``cfg.standalone_thresholds``
     (thresholds as their own layer, since MVAUs with embedded thresholds do not execute on token
     streams) and ``infer_shuffle_skip_first=False`` (every other transpose becomes a
     ``Shuffle``). A ``Shuffle`` that keeps the element order becomes a ``Reshape``
@@ -239,6 +257,9 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
     model = step_convert_to_hw(model, cfg)
+    # after FINN's conversion: its ElementwiseAdd types the residual sum (INT<a+1>), where
+    # qonnx's inference of the plain Add gave INT32
+    model = model.transform(InferIntLayerNorm())
     model = model.transform(OrderPreservingShuffleToReshape())
     model = model.transform(OutputDequantToHost())
     model = model.transform(InferShapes()).transform(InferDataTypes())
@@ -248,8 +269,16 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     return model
 
 
+def step_qmlp_create_dataflow_partition(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """FINN's ``step_create_dataflow_partition``, the project's layers counted as hardware."""
+    return in_finn_view(step_create_dataflow_partition)(model, cfg)
+
+
 def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """FINN's ``step_specialize_layers``, keeping each layer's ``preferred_impl_style``.
+    """The project's layers to their RTL variants (:class:`SpecializeProjectLayers`), then
+    FINN's ``step_specialize_layers``, keeping each layer's ``preferred_impl_style``.
 
     FINN drops the attribute when it specialises a layer; ``step_qmlp_specialize_rtl`` reads it
     later (a layer preferred as "hls" stays HLS). The preference is the node's own attribute or
@@ -269,11 +298,24 @@ def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -
         for node in preview.graph.node
         if node.output and (style := preferred_style(node))
     }
+    model = model.transform(SpecializeProjectLayers(cfg._resolve_fpga_part()))  # noqa: SLF001
     model = step_specialize_layers(model, cfg)
     for node in model.graph.node:
         if node.output and node.output[0] in styles:
             getCustomOp(node).set_nodeattr("preferred_impl_style", styles[node.output[0]])
     return model
+
+
+def step_qmlp_target_fps_parallelization(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """The project's layers folded to the target, then FINN's folding of its own, with the
+    project's layers in FINN's view (FINN's cycle analysis covers them; its
+    ``auto_folding_config.json`` lists both; its ``SetFolding`` logs that it leaves them be)."""
+    target = cfg._resolve_cycles_per_frame()  # noqa: SLF001 (FINN's own resolution)
+    if target is not None:
+        model = model.transform(SetProjectFolding(target))
+    return in_finn_view(step_target_fps_parallelization)(model, cfg)
 
 
 def step_qmlp_specialize_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -287,6 +329,13 @@ def step_qmlp_specialize_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> M
     model = model.transform(SpecializeToRTL())
     model = model.transform(GiveUniqueNodeNames())
     return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def step_qmlp_finn_domains(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """The project's layers moved into FINN's domains for FINN's hardware steps (IP generation,
+    stitching), which select layers by domain. Not run without Vivado."""
+    to_finn_view(model)
+    return model
 
 
 def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -304,13 +353,11 @@ def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 def step_qmlp_generate_estimate_reports(
     model: ModelWrapper, cfg: DataflowBuildConfig
 ) -> ModelWrapper:
-    """FINN's ``step_generate_estimate_reports`` with the project's RTL layers in FINN's view.
-
-    FINN's cycle and resource analyses and its critical-path estimate count only layers of
-    FINN's hls/rtl domains; :func:`~qmlp_brevitas.finn.specialize.run_with_finn_domains`
-    presents the project's RTL layers there for the step.
-    """
-    return run_with_finn_domains(step_generate_estimate_reports, model, cfg)
+    """FINN's ``step_generate_estimate_reports``, with the project's layers estimated like
+    FINN's (cycles, resources, critical path): FINN's analyses count only layers of FINN's
+    hls/rtl domains, so the step runs with the project's layers presented there
+    (:func:`~qmlp_brevitas.finn.project_ops.in_finn_view`)."""
+    return in_finn_view(step_generate_estimate_reports)(model, cfg)
 
 
 def read_verification(output_dir: str | Path) -> dict:

@@ -23,7 +23,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qmlp_brevitas.rtlsim.harness import DesignRun, Drive, run_design
+from qmlp_brevitas.rtlsim.harness import DesignRun, Drive, full_fifos, run_design
 from qmlp_brevitas.rtlsim.stitch import StitchedDesign
 
 MIN_DEPTH = 2
@@ -97,7 +97,7 @@ def grow_full_fifos(
     depths: dict[str, int], design: StitchedDesign, run: DesignRun, grown: dict[str, int]
 ) -> list[str]:
     """Double every FIFO that was full when ``run`` stalled; return their names."""
-    full = [f.name for f in design.fifos if run.fifo_count[f.index] >= f.depth]
+    full = [f.name for f in full_fifos(design, run)]
     for name in full:
         depths[name] *= 2
         grown[name] = grown.get(name, 0) + 1

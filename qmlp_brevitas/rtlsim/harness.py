@@ -77,36 +77,35 @@ def read_sink(path: Path) -> tuple[list[int], list[int]]:
     return cycles, words
 
 
-def diagnose_stall(design: StitchedDesign, run: DesignRun) -> str:
-    """Which FIFOs are full and which layers wait, from the snapshot taken at the stall."""
-    full = [
+def full_fifos(design: StitchedDesign, run: DesignRun) -> list:
+    """FIFOs refusing a word at the end of ``run``: their writer offers one (TVALID) and the
+    FIFO is not ready (TREADY low) -- full, whatever its implemented capacity."""
+    writes = {s.consumer: s.index for s in design.streams if s.consumer}
+    return [
         f
         for f in design.fifos
-        if run.fifo_count[f.index] >= f.depth and not design.gauge and f.depth > 0
+        if run.stream_valid[writes[f.name]] and not run.stream_ready[writes[f.name]]
     ]
-    waiting = []
-    for s in design.streams:
-        if s.consumer is None or s.consumer.startswith("StreamingFIFO"):
-            continue
-        if not run.stream_valid[s.index]:
-            waiting.append(f"{s.consumer} waits for input {s.consumer_port} ({s.tensor})")
-    blocked = []
-    for s in design.streams:
-        if s.producer is None or s.producer.startswith("StreamingFIFO"):
-            continue
-        if run.stream_valid[s.index] and not run.stream_ready[s.index]:
-            blocked.append(f"{s.producer} cannot write {s.producer_port} ({s.tensor})")
+
+
+def diagnose_stall(design: StitchedDesign, run: DesignRun) -> str:
+    """Which FIFOs are full and which layers wait for input, from the snapshot at the stall."""
+    fifo_names = {f.name for f in design.fifos}
+    full = full_fifos(design, run)
+    starved = [
+        f"{s.consumer} ({s.consumer_port})"
+        for s in design.streams
+        if s.consumer is not None and s.consumer not in fifo_names and not run.stream_valid[s.index]
+    ]
     parts = []
     if full:
         parts.append(
             "full FIFOs: "
             + ", ".join(f"{f.name} (depth {f.depth}, {f.after} -> {f.before})" for f in full)
         )
-    if blocked:
-        parts.append("blocked: " + "; ".join(blocked))
-    if waiting:
-        parts.append("starved: " + "; ".join(waiting))
-    return ". ".join(parts) or "no stream is valid: the design is idle"
+    if starved:
+        parts.append("layers waiting for input: " + ", ".join(starved))
+    return "; ".join(parts) or "no stream is valid: the design is idle"
 
 
 def run_design(

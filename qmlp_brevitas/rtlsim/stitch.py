@@ -30,12 +30,12 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qmlp_brevitas.finn.specialize import run_with_finn_domains
+from qmlp_brevitas.hdl import HDL_DIR
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.patches import apply_patches, load_patches
 
 ACCEL_TOP = "qmlp_accel"
 TB_TOP = "qmlp_whole_tb"
-HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
 HARNESS_SOURCES = ("axis_file_source.sv", "axis_file_sink.sv")
 FIFO_OP = "StreamingFIFO_rtl"
 COUNT_WIDTH = 32
