@@ -74,7 +74,6 @@ def test_whole_design_matches_finn_and_brevitas(tiny_build):
     # a frame, the FIFOs of a plain chain stay shallow
     residual = [f for f in depths.values() if f["before"].startswith("ElementwiseAdd")]
     assert max(f["depth"] for f in residual) >= max(f["words_per_frame"] for f in residual) // 2
-    assert all(f["max_occupancy"] <= max(f["depth"], 5) for f in depths.values())
     assert json.loads((build / REPORT_NAME).read_text())["exact_outputs"] == 1.0
     assert (build / "rtlsim_whole" / "fifo_depths.json").is_file()
 
