@@ -96,3 +96,82 @@ def test_nothing_left_for_the_accelerator_is_an_error():
     model.graph.output[0].name = "qt"
     with pytest.raises(ValueError, match="nothing is left"):
         split_host_io(model)
+
+
+def _parent(rng) -> ModelWrapper:
+    """A FINN parent: MultiThreshold -> Transpose -> StreamingDataflowPartition -> Mul."""
+    nodes = [
+        helper.make_node(
+            "MultiThreshold",
+            ["x", "thr"],
+            ["q"],
+            domain=QONNX,
+            out_dtype="INT4",
+            out_bias=-8.0,
+            name="MultiThreshold_0",
+        ),
+        helper.make_node("Transpose", ["q"], ["qt"], perm=[0, 2, 1], name="Transpose_0"),
+        helper.make_node(
+            "StreamingDataflowPartition",
+            ["qt"],
+            ["acc"],
+            domain="finn.custom_op.fpgadataflow",
+            model="child.onnx",
+            name="GenericPartition_0",
+        ),
+        helper.make_node("Mul", ["acc", "scale"], ["y"], name="Mul_0"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "parent",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 3])],
+        value_info=[
+            helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 3, 5]),
+            helper.make_tensor_value_info("qt", TensorProto.FLOAT, [1, 5, 3]),
+            helper.make_tensor_value_info("acc", TensorProto.FLOAT, [1, 5, 3]),
+        ],
+    )
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_initializer("thr", np.sort(rng.normal(size=(1, 15)), axis=1).astype(np.float32))
+    model.set_initializer("scale", rng.uniform(0.1, 1, size=(1, 3)).astype(np.float32))
+    return model
+
+
+def test_partitioned_model_runs_the_host_parts():
+    from qmlp_brevitas.finn.partition import PartitionedModel
+
+    rng = np.random.default_rng(3)
+    parent = PartitionedModel(_parent(rng))
+    assert parent.host_nodes == [
+        "MultiThreshold_0 (MultiThreshold)",
+        "Transpose_0 (Transpose)",
+        "Mul_0 (Mul)",
+    ]
+    assert parent.input_quantizer_output() == "q"
+    x = rng.normal(size=(1, 3, 5)).astype(np.float32)
+    feed = parent.accelerator_input(x)
+    assert feed.shape == (1, 5, 3)
+    assert np.array_equal(feed, np.round(feed)) and feed.min() >= -8 and feed.max() <= 7
+    # the same integers, quantized elsewhere (Brevitas), take the same layout
+    q = execute_onnx(parent.parent, {"x": x}, True, end_node=parent.pre[0])["q"]
+    np.testing.assert_array_equal(parent.layout_quantized(q), feed)
+    acc = rng.integers(-50, 50, size=(1, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        parent.host_output(acc), acc * parent.parent.get_initializer("scale")
+    )
+
+
+def test_parent_with_two_partitions_is_refused():
+    from qmlp_brevitas.finn.generic import PartitionError
+    from qmlp_brevitas.finn.partition import PartitionedModel
+
+    model = _parent(np.random.default_rng(4))
+    sdp = model.get_node_from_name("GenericPartition_0")
+    second = helper.make_node(
+        "StreamingDataflowPartition", ["acc"], ["acc2"], domain=sdp.domain, name="P1"
+    )
+    model.graph.node.insert(3, second)
+    model.get_node_from_name("Mul_0").input[0] = "acc2"
+    with pytest.raises(PartitionError, match="2 dataflow partitions"):
+        PartitionedModel(model)
