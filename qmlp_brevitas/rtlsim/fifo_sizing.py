@@ -67,6 +67,7 @@ def gauge(
     run_dir: Path,
     frames: int = GAUGE_FRAMES,
     stall_cycles: int = 200_000,
+    progress: str | None = None,
 ) -> tuple[dict[str, int], DesignRun]:
     """Maximum occupancy of every FIFO of the gauge ``design`` over ``frames`` frames (the
     given input frames, repeated as needed), paced at one frame per ``period`` cycles."""
@@ -83,6 +84,8 @@ def gauge(
         frame_words=len(frame_inputs[0]),
         max_cycles=4 * (frames + 2) * max(period, 1) + 100_000,
         stall_cycles=stall_cycles,
+        progress=progress,
+        out_per_frame=frame_outputs,
     )
     if run.status != "done":
         raise FifoSizingError(

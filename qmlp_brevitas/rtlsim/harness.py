@@ -10,6 +10,7 @@ and the layers waiting on them.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,42 @@ class DesignRun:
     sim_s: float
     diagnosis: str = ""
     run_dir: Path | None = field(default=None, repr=False)
+
+
+class _ProgressBar:
+    """A tqdm bar of frames out, read from the testbench's progress file by a thread."""
+
+    def __init__(self, path: Path, total_words: int, per_frame: int, desc: str | None):
+        self.path, self.per_frame, self.desc = path, max(per_frame, 1), desc
+        self.total = total_words // self.per_frame
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _poll(self, bar) -> None:
+        while not self.stop.wait(2.0):
+            try:
+                cycles, words = (int(v) for v in self.path.read_text().split())
+            except (OSError, ValueError):
+                continue
+            bar.n = min(words // self.per_frame, self.total)
+            bar.set_postfix(cycles=f"{cycles:,}", refresh=False)
+            bar.refresh()
+
+    def __enter__(self):
+        if self.desc is None:
+            return self
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="frame")
+        self.thread = threading.Thread(target=self._poll, args=(self.bar,), daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is not None:
+            self.stop.set()
+            self.thread.join()
+            self.bar.close()
 
 
 def write_words(path: Path, words: list[int]) -> None:
@@ -119,8 +156,14 @@ def run_design(
     frame_words: int = 0,
     max_cycles: int = 10_000_000,
     stall_cycles: int = 100_000,
+    progress: str | None = None,
+    out_per_frame: int = 1,
 ) -> DesignRun:
-    """Compile (or reuse) ``design`` and stream ``input_words`` through it (see module doc)."""
+    """Compile (or reuse) ``design`` and stream ``input_words`` through it (see module doc).
+
+    ``progress``: a description for a progress bar of the frames out (``out_per_frame`` output
+    words each), fed from the testbench's progress file while the simulator runs.
+    """
     build = build_simulator(design.sources, TB_TOP, Path(cache_dir), build_args=WHOLE_BUILD_ARGS)
     # absolute: the simulator runs in its own folder
     run_dir = Path(run_dir).resolve()
@@ -130,7 +173,10 @@ def run_design(
     in_file, out_file = run_dir / "input.hex", run_dir / "output.txt"
     write_words(in_file, input_words)
     out_file.unlink(missing_ok=True)
+    progress_file = run_dir / "progress.txt"
+    progress_file.unlink(missing_ok=True)
     job = {
+        "progress": str(progress_file),
         "expected_out_words": expected_out_words,
         "chunk_cycles": min(CHUNK_CYCLES, max(64, stall_cycles // 4)),
         "stall_cycles": stall_cycles,
@@ -148,7 +194,8 @@ def run_design(
         f"+verilator+seed+{drive.seed}",
     )
     start = time.perf_counter()
-    result = run_testbench(build, job, run_dir, test_module=TESTBENCH, plusargs=plusargs)
+    with _ProgressBar(progress_file, expected_out_words, out_per_frame, progress):
+        result = run_testbench(build, job, run_dir, test_module=TESTBENCH, plusargs=plusargs)
     sim_s = time.perf_counter() - start
     cycles, words = read_sink(out_file)
     first = result["first_in_cycle"]

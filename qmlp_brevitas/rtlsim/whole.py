@@ -277,6 +277,7 @@ def simulate_whole(
             cache,
             work / "run_gauge",
             stall_cycles=stall,
+            progress="FIFO sizing (gauge)" if progress else None,
         )
         depths = depths_from_occupancy(occupancy)
         sizing = FifoSizing(
@@ -305,6 +306,8 @@ def simulate_whole(
             frame_words=len(frame_words[0]),
             max_cycles=budget,
             stall_cycles=stall,
+            progress="Verilator" if progress else None,
+            out_per_frame=out_per_frame,
         )
         rounds.append({"status": run.status, "cycles": run.cycles, "diagnosis": run.diagnosis})
         if run.status != "deadlock" or sizing is None or len(rounds) >= MAX_ROUNDS:

@@ -13,7 +13,8 @@ counters of the simulation top (``qmlp_whole_tb``):
   caller can name the FIFO or layer that stopped;
 * a **timeout** when the cycle budget ``max_cycles`` runs out while streams still move.
 
-It writes the result (status, cycles, counters, FIFO occupancies) as JSON to ``job["result"]``.
+It writes the result (status, cycles, counters, FIFO occupancies) as JSON to ``job["result"]``,
+and after every chunk the cycle and the output words so far to ``job["progress"]`` (if given).
 """
 
 from __future__ import annotations
@@ -63,10 +64,14 @@ async def run_whole(dut) -> None:
 
     start = time.perf_counter()
     status = "timeout"
+    progress = job.get("progress")
     while True:
         await Timer(chunk * PERIOD_NS, unit="ns")
         out_words = int(dut.out_words.value)
         cycle = int(dut.cycle.value)
+        if progress:
+            with open(progress, "w") as f:
+                f.write(f"{cycle} {out_words}\n")
         if out_words >= expected:
             status = "done"
             break
