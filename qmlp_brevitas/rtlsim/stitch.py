@@ -113,7 +113,7 @@ def stitch_graph(model: ModelWrapper, fpgapart: str) -> ModelWrapper:
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
     from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
 
     finn_node.ensure_finn_settings()
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
@@ -140,7 +140,9 @@ def stitch_graph(model: ModelWrapper, fpgapart: str) -> ModelWrapper:
 
     # FINN's transformations see the project's RTL layers as FINN layers
     graph = run_with_finn_domains(insert, graph, None)
-    return graph.transform(GiveUniqueNodeNames())
+    # readable tensor names: FINN's InsertFIFO names new tensors at random, and the generated
+    # top (cached by its text) names every stream
+    return graph.transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
 
 
 def fifo_nodes(graph: ModelWrapper) -> list:
