@@ -127,22 +127,39 @@ def full_fifos(design: StitchedDesign, run: DesignRun) -> list:
 
 
 def diagnose_stall(design: StitchedDesign, run: DesignRun) -> str:
-    """Which FIFOs are full and which layers wait for input, from the snapshot at the stall."""
+    """What stopped, from the snapshot at the stall: joins that hold data on one input and wait
+    on another, forks that cannot write an output, and every full FIFO."""
     fifo_names = {f.name for f in design.fifos}
+    fifo_by_name = {f.name: f for f in design.fifos}
     full = full_fifos(design, run)
-    starved = [
-        f"{s.consumer} ({s.consumer_port})"
-        for s in design.streams
-        if s.consumer is not None and s.consumer not in fifo_names and not run.stream_valid[s.index]
-    ]
+    layers: dict[str, dict[str, list]] = {}
+    for st in design.streams:
+        if st.consumer is not None and st.consumer not in fifo_names:
+            layers.setdefault(st.consumer, {"in": [], "out": []})["in"].append(st)
+        if st.producer is not None and st.producer not in fifo_names:
+            layers.setdefault(st.producer, {"in": [], "out": []})["out"].append(st)
     parts = []
+    for name, io in layers.items():
+        ins = io["in"]
+        if len(ins) > 1 and any(run.stream_valid[s.index] for s in ins):
+            waiting = [s.consumer_port for s in ins if not run.stream_valid[s.index]]
+            if waiting:
+                parts.append(f"{name} holds input on some ports but waits for {', '.join(waiting)}")
+        outs = io["out"]
+        blocked = [s for s in outs if run.stream_valid[s.index] and not run.stream_ready[s.index]]
+        if len(outs) > 1 and blocked:
+            parts.append(
+                f"{name} cannot write "
+                + ", ".join(f"{s.producer_port} ({s.consumer} full)" for s in blocked)
+            )
     if full:
         parts.append(
             "full FIFOs: "
-            + ", ".join(f"{f.name} (depth {f.depth}, {f.after} -> {f.before})" for f in full)
+            + ", ".join(
+                f"{f.name} (depth {f.depth}, {f.after} -> {f.before})"
+                for f in sorted(full, key=lambda f: fifo_by_name[f.name].before)
+            )
         )
-    if starved:
-        parts.append("layers waiting for input: " + ", ".join(starved))
     return "; ".join(parts) or "no stream is valid: the design is idle"
 
 
