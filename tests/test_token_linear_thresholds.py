@@ -172,3 +172,17 @@ def test_bias_arriving_after_the_rewrite_is_absorbed_too():
         np.testing.assert_array_equal(
             execute_onnx(absorbed, {"inp": x})["out"], execute_onnx(model, {"inp": x})["out"]
         )
+
+
+def test_negative_layer_scale_is_named_in_the_build_error(tmp_path):
+    from qmlp_brevitas.finn.settings import setup_finn
+
+    setup_finn(tmp_path / "finn_tmp")
+    from qmlp_brevitas.finn.steps import unmapped_nodes
+
+    model = _graph(np.random.default_rng(2), sign=np.array([1, -1, 1, 1]))
+    model = model.transform(AbsorbTokenLinearIntoElementThresholds())
+    why = {name: reason for name, _, reason in unmapped_nodes(model)}
+    assert "float input" in why["Concat_0"]
+    assert "Mul_sign multiplies 1 channels by a negative factor" in why["Concat_0"]
+    assert "--layer-scale non_negative" in why["Concat_0"]

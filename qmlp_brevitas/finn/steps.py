@@ -219,8 +219,22 @@ def _why_unmapped(model: ModelWrapper, node) -> str:
         return (
             f"it has a float input ({', '.join(dtypes)}): FINN maps only integer streams here; "
             "the quantizer or scale in front of it was not absorbed by streamlining"
+            + _negative_scale_hint(model, node)
         )
     return f"FINN has no hardware layer for {node.op_type} with these inputs ({', '.join(dtypes)})"
+
+
+def _negative_scale_hint(model: ModelWrapper, node) -> str:
+    """For ResMLP's token-group concat: a negative per-channel factor (LayerScale) behind it,
+    which :class:`AbsorbTokenLinearIntoElementThresholds` cannot fold."""
+    consumer = model.find_consumer(node.output[0]) if node.op_type == "Concat" else None
+    factor = model.get_initializer(consumer.input[1]) if consumer is not None else None
+    if consumer is None or consumer.op_type != "Mul" or factor is None or not (factor < 0).any():
+        return ""
+    return (
+        f" ({consumer.name} multiplies {int((factor < 0).sum())} channels by a negative factor, "
+        "a negative LayerScale: train with --layer-scale non_negative)"
+    )
 
 
 def check_all_hw(model: ModelWrapper) -> None:
