@@ -70,15 +70,18 @@ class _ProgressBar:
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
+    def _update(self, bar) -> None:
+        try:
+            cycles, words = (int(v) for v in self.path.read_text().split())
+        except (OSError, ValueError):
+            return
+        bar.n = min(words // self.per_frame, self.total)
+        bar.set_postfix(cycles=f"{cycles:,}", refresh=False)
+        bar.refresh()
+
     def _poll(self, bar) -> None:
         while not self.stop.wait(2.0):
-            try:
-                cycles, words = (int(v) for v in self.path.read_text().split())
-            except (OSError, ValueError):
-                continue
-            bar.n = min(words // self.per_frame, self.total)
-            bar.set_postfix(cycles=f"{cycles:,}", refresh=False)
-            bar.refresh()
+            self._update(bar)
 
     def __enter__(self):
         if self.desc is None:
@@ -94,6 +97,7 @@ class _ProgressBar:
         if self.thread is not None:
             self.stop.set()
             self.thread.join()
+            self._update(self.bar)
             self.bar.close()
 
 

@@ -81,6 +81,9 @@ async def run_whole(dut) -> None:
         if cycle > max_cycles:
             break
     wall = time.perf_counter() - start
+    if progress:
+        with open(progress, "w") as f:
+            f.write(f"{int(dut.cycle.value)} {int(dut.out_words.value)}\n")
     result = {
         "status": status,
         "cycles": int(dut.cycle.value),
