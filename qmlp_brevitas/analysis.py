@@ -33,6 +33,8 @@ import torch
 from brevitas.nn import QuantIdentity
 from torch import nn
 
+from .errors import ConfigError, RunFolderError
+
 DEFAULT_PERCENTILE = 99.99
 # Layer kinds, in network order: (regular expression on the module name, label).
 KINDS = (
@@ -102,7 +104,7 @@ def quant_points(model: nn.Module) -> dict[str, nn.Module]:
         if any(p.endswith("quant") or p == "quants" for p in parts[-2:]):
             points[name] = module
     if not points:
-        raise ValueError(
+        raise ConfigError(
             f"{type(model).__name__} has no quantization points (modules named '*quant' that are "
             "QuantIdentity or nn.Identity); build the model with qmlp_brevitas.models.create_qmlp"
         )
@@ -154,7 +156,7 @@ def record_ranges(
 ) -> dict[str, LayerRange]:
     """Run ``batches`` (tensors or ``(x, y)`` pairs) through ``model``; ranges per point."""
     if not 50.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+        raise ConfigError(f"percentile must be in (50, 100], got {percentile!r}")
     points = quant_points(model)
     recorders = {name: _RangeRecorder(percentile) for name in points}
     handles = [m.register_forward_pre_hook(recorders[n]) for n, m in points.items()]
@@ -171,7 +173,7 @@ def record_ranges(
             h.remove()
         model.train(was_training)
     if not seen:
-        raise ValueError("no batches to record ranges on; pass at least one batch of images")
+        raise ConfigError("no batches to record ranges on; pass at least one batch of images")
     return {name: rec.result(name) for name, rec in recorders.items()}
 
 
@@ -180,7 +182,7 @@ def widest(ranges: Mapping[str, LayerRange], kinds: Iterable[str] = POST_NORM_KI
     kinds = set(kinds)
     values = [r.abs_max for r in ranges.values() if r.kind in kinds]
     if not values:
-        raise ValueError(f"no quantization points of kinds {sorted(kinds)}")
+        raise ConfigError(f"no quantization points of kinds {sorted(kinds)}")
     return max(values)
 
 
@@ -210,9 +212,9 @@ def float_variants(
 
     combos = list(product(norms, acts))
     if not combos:
-        raise ValueError("give at least one norm and one activation to compare")
+        raise ConfigError("give at least one norm and one activation to compare")
     if checkpoint is not None and len(combos) != 1:
-        raise ValueError(
+        raise ConfigError(
             "a checkpoint holds one architecture: with --checkpoint give exactly one --norms and "
             "one --acts value, the ones it was trained with"
         )
@@ -230,7 +232,7 @@ def run_names(run_dirs: Sequence[str | Path]) -> list[str]:
     """Short distinct names for run folders: the fewest trailing path parts that differ."""
     parts = [Path(d).resolve().parts for d in run_dirs]
     if len(set(parts)) != len(parts):
-        raise ValueError(f"the same run folder is given twice: {[str(d) for d in run_dirs]}")
+        raise ConfigError(f"the same run folder is given twice: {[str(d) for d in run_dirs]}")
     for n in range(1, max(len(p) for p in parts) + 1):
         names = ["/".join(p[-n:]) for p in parts]
         if len(set(names)) == len(names):
@@ -240,25 +242,25 @@ def run_names(run_dirs: Sequence[str | Path]) -> list[str]:
 
 def load_run(run_dir: str | Path, name: str | None = None) -> tuple[str, nn.Module, dict]:
     """Label, model and config of a training run folder (config.json, checkpoint.pt)."""
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, load_model_state
+    from .layout import RunFolder
     from .train import TrainConfig, build_model
 
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(
-            f"{config_path} does not exist: --run must be a training run folder holding "
-            "config.json and checkpoint.pt (written by scripts/train_brevitas.py)"
+    run = RunFolder(run_dir)
+    if not run.config.is_file():
+        raise RunFolderError(
+            f"{run.config} does not exist: --run must be a training run folder holding "
+            "config.json and checkpoint.pt (written by qmlp-train)"
         )
-    values = json.loads(config_path.read_text())
+    values = run.read_config()
     cfg = TrainConfig.from_dict(values)
-    state = load_checkpoint(run_dir / "checkpoint.pt")
+    state = load_checkpoint(run.checkpoint)
     model = build_model(cfg)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state, run.checkpoint)
     recipe = model.recipe
     bits = "float" if not recipe.quantized else f"W{recipe.w_bits}A{recipe.a_bits}"
     groups = f", {recipe.token_groups} token MLPs" if recipe.token_groups > 1 else ""
-    label = f"{name or run_dir.name}: {model.norm_kind} + {recipe.act}{groups} ({bits})"
+    label = f"{name or run.root.name}: {model.norm_kind} + {recipe.act}{groups} ({bits})"
     return label, model.eval(), values
 
 
@@ -355,86 +357,3 @@ def plot_ranges(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line (scripts/analyze_ranges.py)
-
-
-def build_parser():
-    import argparse
-
-    from .models import list_variants
-    from .recipe import ACTS, NORMS
-
-    p = argparse.ArgumentParser(
-        description="Per-layer activation ranges at the quantization points, with and without "
-        "LayerNorm and bounded activations: a PNG plot, a Markdown table and JSON.",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--run",
-        action="append",
-        metavar="DIR",
-        help="training run folder (config.json + checkpoint.pt); repeat to compare runs, e.g. "
-        "float runs trained with --norm affine and --norm layernorm",
-    )
-    src.add_argument(
-        "--model",
-        choices=list_variants(small_only=True),
-        help="a registered model, float, one variant per --norms x --acts (random init unless "
-        "--checkpoint); ranges of untrained models say little, prefer trained runs",
-    )
-    p.add_argument("--norms", nargs="+", default=["affine", "layernorm"], choices=NORMS)
-    p.add_argument("--acts", nargs="+", default=["gelu", "relu6"], choices=ACTS)
-    p.add_argument("--checkpoint", help="float weights for --model (one norm and one act)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed for --model")
-    p.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
-    p.add_argument("--batches", type=int, default=4, help="test batches to record")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--data-dir", help="dataset folder (default: the run's, else data)")
-    p.add_argument("--out", default="runs/ranges", help="folder for ranges.png/.md/.json")
-    return p
-
-
-def main(argv=None) -> int:
-    from tqdm import tqdm
-
-    from .data import build_dataset, make_loader, subset
-
-    args = build_parser().parse_args(argv)
-    if args.batches < 1 or args.batch_size < 1:
-        raise ValueError("--batches and --batch-size must be at least 1")
-    if args.run and args.checkpoint:
-        raise ValueError("--checkpoint goes with --model; a --run folder holds its own checkpoint")
-    if args.run:
-        loaded = [load_run(run, n) for run, n in zip(args.run, run_names(args.run), strict=True)]
-        models = {label: model for label, model, _ in loaded}
-        data, data_dir = loaded[0][2]["data"], args.data_dir or loaded[0][2]["data_dir"]
-        title = "trained runs"
-    else:
-        models = float_variants(
-            args.model, args.norms, args.acts, seed=args.seed, checkpoint=args.checkpoint
-        )
-        data, data_dir = "fashion_mnist", args.data_dir or "data"
-        title = f"{args.model}, " + ("float weights" if args.checkpoint else "random init")
-    test = subset(build_dataset(data, data_dir, train=False), args.batches * args.batch_size)
-    batches = [x for x, _ in make_loader(test, args.batch_size, train=False)]
-    results = {
-        label: record_ranges(model, batches, args.percentile)
-        for label, model in tqdm(models.items(), desc="recording ranges", dynamic_ncols=True)
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table = (
-        f"Widest max |x| per layer kind (in brackets: the {args.percentile} percentile of |x|), "
-        f"{title}, {len(batches)} test batches.\n\n" + summary_table(results)
-    )
-    (out / "ranges.md").write_text(table)
-    write_json(out / "ranges.json", results)
-    plot_ranges(
-        results, out / "ranges.png", f"Activation ranges at the quantization points ({title})"
-    )
-    print(table)
-    print(f"wrote {out / 'ranges.png'}, {out / 'ranges.md'}, {out / 'ranges.json'}")
-    return 0

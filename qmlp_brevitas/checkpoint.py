@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .errors import QMLPError
+
 FORMAT = "qmlp-brevitas-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(QMLPError, ValueError):
     """A checkpoint that is missing, corrupt, or does not fit the model."""
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then rename.
 
-    An interrupted write leaves the previous checkpoint intact.
+    An interrupted or failed write leaves the previous checkpoint intact. A write that fails
+    (a full disk: torch's writer raises ``RuntimeError: ... unexpected pos``; or an ``OSError``)
+    is a :class:`CheckpointError` that says so.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,8 +36,49 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         tmp.replace(path)
+    except (OSError, RuntimeError) as err:
+        kept = (
+            f"the previous checkpoint {path} is intact"
+            if path.is_file()
+            else "no earlier checkpoint existed and none was written"
+        )
+        free_mb = shutil.disk_usage(path.parent).free / 2**20
+        raise CheckpointError(
+            f"could not write the checkpoint {path} ({type(err).__name__}: {_first_line(err)}; "
+            f"{free_mb:.0f} MB free on that disk); {kept}. Free some space and rerun with --resume"
+        ) from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def load_model_state(model: nn.Module, state: dict, path: str | Path) -> None:
+    """Load a run checkpoint's weights (``state["model"]``) into the model its config describes.
+
+    Weights that do not fit (another architecture or technique setting than the config says) are
+    a :class:`CheckpointError` naming the first mismatch; the checkpoint file is not touched.
+    """
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} holds no model weights ('model' entry); it is not a run")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        # torch lists the problems one per line after a header line
+        problems = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        detail = problems[0] if problems else _first_line(err)
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        raise CheckpointError(
+            f"the weights in {path} do not fit the model its config describes ({detail}"
+            f"{f'; {len(problems) - 1} more' if len(problems) > 1 else ''}); the checkpoint is "
+            "unchanged. Was its config.json or 'config' entry edited? Use a checkpoint whose "
+            "config matches its weights"
+        ) from err
 
 
 def load_checkpoint(path: str | Path, expect_format: bool = True) -> dict:

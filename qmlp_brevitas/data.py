@@ -24,6 +24,8 @@ from timm.data import (
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision import datasets, transforms
 
+from .errors import ConfigError, QMLPError
+
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -34,7 +36,7 @@ FASHION_MNIST_FILES = (
 DATASETS = ("fashion_mnist", "cifar10", "imagenet")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(QMLPError, FileNotFoundError):
     """A dataset that is not on local disk, with instructions to get it."""
 
 
@@ -142,7 +144,7 @@ def image_folder(
             "one sub-folder of images per class"
         )
     if normalization not in NORMALIZATIONS:
-        raise ValueError(
+        raise ConfigError(
             f"normalization must be one of {sorted(NORMALIZATIONS)}, got {normalization!r}"
         )
     mean, std = NORMALIZATIONS[normalization]
@@ -179,7 +181,7 @@ def build_dataset(
         return cifar10(root, train, download)
     if name == "imagenet":
         return image_folder(root, train, img_size or DATA_INFO["imagenet"].img_size, **pipeline)
-    raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
+    raise ConfigError(f"unknown dataset {name!r}; choose from {DATASETS}")
 
 
 def num_classes_of(dataset: Dataset) -> int:

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, Subset
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -46,7 +48,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError as err:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from err
+        raise ConfigError(f"environment variable {name}={value!r} is not an integer") from err
 
 
 def launched_distributed() -> bool:
@@ -77,7 +79,7 @@ def distributed_context() -> Iterator[DistContext]:
     local_rank = _env_int("LOCAL_RANK", rank)
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
-            raise ValueError(
+            raise ConfigError(
                 f"WORLD_SIZE={world} is set but {name} is not; start multi-process training with "
                 "torchrun --nproc_per_node=N scripts/train_brevitas.py ..."
             )

@@ -4,11 +4,15 @@ A model with integer LayerNorms (:class:`~qmlp_brevitas.int_layernorm.IntLayerNo
 each as the QONNX op ``IntLayerNorm``; the verification then also compares, on the verification
 example, the integers every such node computes in qonnx with those of the Brevitas module
 (``int_layernorm`` in ``export.json``: layers, values compared, mismatches).
+
+Optionally also the standard-ONNX QDQ model (:mod:`qmlp_brevitas.qdq`) that onnxruntime runs,
+checked against Brevitas' predictions.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +22,11 @@ from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
-ONNX_NAME = "model.onnx"
-INPUT_NAME = "input.npy"
-EXPECTED_NAME = "expected_output.npy"
+from .errors import QMLPError, RunFolderError
+from .layout import RunFolder
 
 
-class OnnxFileError(ValueError):
+class OnnxFileError(QMLPError, ValueError):
     """An ONNX file that is missing, unreadable or not a valid model."""
 
 
@@ -76,7 +79,9 @@ def run_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def export_model(model: torch.nn.Module, examples: torch.Tensor, out_dir: str | Path) -> dict:
+def export_model(
+    model: torch.nn.Module, examples: torch.Tensor, out_dir: str | Path, qdq: bool = False
+) -> dict:
     """Export ``model`` to ``out_dir/model.onnx`` (QONNX, cleaned) and write verification data.
 
     ``examples`` is a batch of candidate inputs. The verification example (``input.npy``, with
@@ -84,13 +89,15 @@ def export_model(model: torch.nn.Module, examples: torch.Tensor, out_dir: str | 
     the QONNX graph reproduces Brevitas within :data:`VERIFY_ATOL`, so that later compilation
     stages are checked on an input whose integer result is not ambiguous in float32 (see
     ``VERIFY_ATOL``). Candidates passed over are recorded in ``export.json``; if none agrees, the
-    first is used and the mismatch is recorded there. Returns the paths and that record.
+    first is used and the mismatch is recorded there. With ``qdq``, the QDQ model is written as
+    ``model_qdq.onnx`` and checked on ``examples`` (:func:`export_qdq_checked`). Returns the paths
+    and that record.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(out_dir)
+    run.root.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    onnx_path = out_dir / ONNX_NAME
-    tmp_path = out_dir / (ONNX_NAME + ".tmp")
+    onnx_path = run.model
+    tmp_path = onnx_path.with_name(onnx_path.name + ".tmp")
     export_qonnx(
         model, args=examples[:1], export_path=str(tmp_path), opset_version=17, dynamo=False
     )
@@ -108,8 +115,8 @@ def export_model(model: torch.nn.Module, examples: torch.Tensor, out_dir: str | 
             break
         rejected.append({"index": i, "max_abs_diff": diff})
     index, diff = chosen if chosen else (0, rejected[0]["max_abs_diff"])
-    np.save(out_dir / INPUT_NAME, examples[index : index + 1].cpu().numpy())
-    np.save(out_dir / EXPECTED_NAME, expected_all[index : index + 1])
+    np.save(run.input, examples[index : index + 1].cpu().numpy())
+    np.save(run.expected_output, expected_all[index : index + 1])
     integers = int_layernorm_check(model, cleaned, examples, index)
     record = {
         "example_index": index,
@@ -120,12 +127,51 @@ def export_model(model: torch.nn.Module, examples: torch.Tensor, out_dir: str | 
     }
     if integers is not None:
         record["int_layernorm"] = integers
-    write_json(out_dir / "export.json", record)
-    return {
+    paths = {
         "onnx": str(onnx_path),
-        "input": str(out_dir / INPUT_NAME),
-        "expected_output": str(out_dir / EXPECTED_NAME),
+        "input": str(run.input),
+        "expected_output": str(run.expected_output),
         "verification": record,
+    }
+    if qdq:
+        paths["qdq"] = record["qdq"] = export_qdq_checked(model, run, [examples])
+    write_json(run.export_record, record)
+    return paths
+
+
+@torch.no_grad()
+def export_qdq_checked(
+    model: torch.nn.Module, run: RunFolder, batches: Iterable[torch.Tensor]
+) -> dict:
+    """Write the QDQ model of ``run``'s QONNX export and compare onnxruntime with Brevitas.
+
+    Returns the file and, over the images of ``batches`` (run one at a time in onnxruntime: the
+    export has batch 1), how many predictions (arg max) agree, how many outputs agree within
+    :data:`VERIFY_ATOL` (see there why not all) and the largest difference.
+    """
+    from .qdq import export_qdq, onnxruntime_session
+
+    export_qdq(run.model, run.qdq_model)
+    session = onnxruntime_session(run.qdq_model)
+    name = session.get_inputs()[0].name
+    images = agree = close = 0
+    worst = 0.0
+    for batch in batches:
+        expected = model.eval()(batch).cpu().numpy()
+        for x, y_ref in zip(batch.cpu().numpy(), expected, strict=True):
+            y = session.run(None, {name: x[None]})[0][0]
+            diff = float(np.abs(y - y_ref).max())
+            images += 1
+            agree += int(y.argmax() == y_ref.argmax())
+            close += int(diff <= VERIFY_ATOL)
+            worst = max(worst, diff)
+    return {
+        "onnx": str(run.qdq_model),
+        "images": images,
+        "same_prediction": agree,
+        "within_atol": close,  # outputs within VERIFY_ATOL of Brevitas'
+        "atol": VERIFY_ATOL,
+        "max_abs_diff": worst,
     }
 
 
@@ -139,16 +185,23 @@ def load_onnx(path: str | Path) -> ModelWrapper:
     path = Path(path)
     if not path.is_file():
         raise OnnxFileError(
-            f"ONNX file {path} does not exist; export one with scripts/export_qonnx.py "
-            "or train with scripts/train_brevitas.py"
+            f"ONNX file {path} does not exist; export one with qmlp-export or train with qmlp-train"
         )
     try:
         proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
+        graph = proto.graph
+        if not (graph.node and graph.input and graph.output):
+            raise ValueError("no graph with nodes, an input and an output")
+        # onnx's checker needs an opset import for every domain; FINN's graphs do not declare
+        # theirs (finn.custom_op.fpgadataflow ...), so those are checked for structure only.
+        declared = {o.domain for o in proto.opset_import} | {"", "ai.onnx"}
+        if {n.domain for n in graph.node} <= declared:
+            onnx.checker.check_model(proto)
     except Exception as err:  # onnx raises DecodeError, ValidationError, ... for a bad file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise OnnxFileError(
-            f"{path} is not a valid ONNX model ({type(err).__name__}: {err}); "
-            "re-export it with scripts/export_qonnx.py"
+            f"{path} is not a valid ONNX model ({type(err).__name__}: {first}); "
+            "export it again (qmlp-export, or Brevitas' export_qonnx)"
         ) from err
     return ModelWrapper(proto)
 
@@ -163,8 +216,14 @@ def quant_node_bit_widths(model: ModelWrapper) -> dict[str, int]:
 
 
 def write_json(path: str | Path, data) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+    """Write JSON atomically (temporary file, then rename): a failed write (a full disk) leaves
+    the previous file intact and says so."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        kept = "the previous one is intact" if path.is_file() else "nothing was written"
+        raise RunFolderError(f"could not write {path} ({err.strerror or err}); {kept}") from err

@@ -31,6 +31,7 @@ import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from torch import nn
 
+from .errors import ConfigError
 from .int_layernorm import IntLayerNorm
 from .quant import act_quantizer, weight_quantizer
 from .recipe import NON_NEGATIVE_ACTS, QuantRecipe
@@ -170,7 +171,7 @@ class GroupedTokenMixing(nn.Module):
     def __init__(self, dim: int, groups: int, make_mixer, quant: Quantizers):
         super().__init__()
         if dim % groups:
-            raise ValueError(f"embed_dim {dim} is not divisible by token_groups {groups}")
+            raise ConfigError(f"embed_dim {dim} is not divisible by token_groups {groups}")
         self.groups = groups
         self.quants = nn.ModuleList(quant.act("sensitive") for _ in range(groups))
         self.mixers = nn.ModuleList(make_mixer() for _ in range(groups))

@@ -17,6 +17,7 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from timm.models import register_model
 from torch import nn
 
+from .errors import ConfigError
 from .int_layernorm import IntLayerNorm
 from .layers import Mlp, QMLPBlock, Quantizers, Stem, TokenLinear, make_norm
 from .recipe import QuantRecipe, make_recipe
@@ -44,9 +45,9 @@ class QMLPNet(nn.Module):
     ):
         super().__init__()
         if family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+            raise ConfigError(f"family must be one of {FAMILIES}, got {family!r}")
         if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
+            raise ConfigError(f"img_size {img_size} is not divisible by patch_size {patch_size}")
         recipe = recipe or QuantRecipe()
         self.family = family
         self.recipe = recipe
@@ -146,7 +147,7 @@ def _build(variant: str, sizes: dict, **kwargs) -> QMLPNet:
     ):
         value = kwargs.pop(unused, None)
         if unused == "pretrained" and value:
-            raise ValueError(
+            raise ConfigError(
                 f"{variant}: no pretrained weights are published; load a local float checkpoint "
                 "with --init instead"
             )
@@ -156,7 +157,7 @@ def _build(variant: str, sizes: dict, **kwargs) -> QMLPNet:
     if recipe is None:
         recipe = make_recipe(preset, **recipe_kwargs)
     elif recipe_kwargs:
-        raise ValueError(f"pass either recipe= or recipe settings, not both: {recipe_kwargs}")
+        raise ConfigError(f"pass either recipe= or recipe settings, not both: {recipe_kwargs}")
     return QMLPNet(**{**sizes, **kwargs}, recipe=recipe)
 
 
@@ -222,7 +223,7 @@ def list_variants(small_only: bool = False) -> list[str]:
 def create_qmlp(name: str, **kwargs) -> QMLPNet:
     """Build a registered variant; ``kwargs`` are recipe settings, ``preset`` or size overrides."""
     if name not in SMALL_VARIANTS and name not in PAPER_VARIANTS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_variants())}")
+        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(list_variants())}")
     return timm.create_model(name, **kwargs)
 
 

@@ -1,10 +1,10 @@
-"""Run presets: the whole recipe of a paper-size run in one JSON file (``--preset NAME``).
+"""Run presets: the whole recipe of a paper-size run in one JSON file (``--config NAME``).
 
-A preset is ``configs/<name>.json`` at the repository root (or any JSON file given by path).
-Its keys are the option names of ``scripts/train_brevitas.py`` with ``-`` written ``_``
-(``model``, ``w``, ``a``, ``preset`` for the Q-MLP technique preset ``qmlp``/``naive``,
-``batch_size``, ``mixup`` ...); a ``description`` key documents it. Options given on the command
-line override the preset's values.
+A preset is ``qmlp_brevitas/configs/<name>.json`` (package data, so an installed package has
+them) or any JSON file given by path. Its keys are the option names of ``qmlp-train`` with ``-``
+written ``_`` (``model``, ``w``, ``a``, ``preset`` for the Q-MLP technique preset
+``qmlp``/``naive``, ``batch_size``, ``mixup`` ...); a ``description`` key documents it.
+Options given on the command line override the preset's values.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data
 
 
-class PresetError(ValueError):
+class PresetError(ConfigError):
     """A run preset that is missing or malformed."""
 
 

@@ -28,12 +28,14 @@ from brevitas.quant import (
     Uint8ActPerTensorFloat,
 )
 
+from .errors import ConfigError
+
 MIN_BITS = 2
 MAX_BITS = 8
 CALIBRATIONS = ("minmax", "percentile")
 
 
-class BitWidthError(ValueError):
+class BitWidthError(ConfigError):
     """A bit width outside the range this toolkit supports."""
 
 
@@ -129,9 +131,9 @@ def act_quantizer(
     """
     check_bit_width(bits, "activation bit width")
     if calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     if not 50.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+        raise ConfigError(f"percentile must be in (50, 100], got {percentile!r}")
     if calibration == "percentile":
         if asymmetric:
             return AsymmetricPercentileActQuant.let(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from .errors import ConfigError
 from .quant import CALIBRATIONS, check_bit_width
 
 NORMS = ("original", "layernorm", "intlayernorm", "affine", "batchnorm", "none")
@@ -57,7 +58,7 @@ class QuantRecipe:
 
     def __post_init__(self):
         if (self.w_bits is None) != (self.a_bits is None):
-            raise ValueError(
+            raise ConfigError(
                 "set both w_bits and a_bits for a quantized model, or neither for a float one "
                 f"(got w_bits={self.w_bits!r}, a_bits={self.a_bits!r})"
             )
@@ -70,11 +71,11 @@ class QuantRecipe:
         _check_choice("calibration", self.calibration, CALIBRATIONS)
         _check_choice("layer_scale", self.layer_scale, LAYER_SCALES)
         if not 50.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {self.percentile!r}")
+            raise ConfigError(f"percentile must be in (50, 100], got {self.percentile!r}")
         if isinstance(self.token_groups, bool) or not isinstance(self.token_groups, int):
-            raise ValueError(f"token_groups must be a positive integer, got {self.token_groups!r}")
+            raise ConfigError(f"token_groups must be a positive integer, got {self.token_groups!r}")
         if self.token_groups < 1:
-            raise ValueError(f"token_groups must be >= 1, got {self.token_groups}")
+            raise ConfigError(f"token_groups must be >= 1, got {self.token_groups}")
 
     @property
     def quantized(self) -> bool:
@@ -92,7 +93,7 @@ class QuantRecipe:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown recipe settings {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown recipe settings {unknown}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -113,7 +114,7 @@ PRESETS: dict[str, dict] = {
 def make_recipe(preset: str = "qmlp", **overrides) -> QuantRecipe:
     """A recipe from a named preset, with any field overridden (``None`` overrides are ignored)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     values = dict(PRESETS[preset])
     values.update({k: v for k, v in overrides.items() if v is not None})
     return QuantRecipe.from_dict(values)
@@ -121,4 +122,4 @@ def make_recipe(preset: str = "qmlp", **overrides) -> QuantRecipe:
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")

@@ -15,7 +15,6 @@ a gradient scaler) unless ``amp`` is off; on the CPU nothing changes.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -32,18 +31,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .data import DATA_INFO, build_dataset, make_loader, num_classes_of, subset
 from .distributed import DistContext, all_reduce_sum, barrier, distributed_context, shard
+from .errors import ConfigError, RunFolderError
 from .export import export_model, first_examples, write_json
+from .layout import RunFolder, check_output_folder
 from .models import PAPER_VARIANTS, SMALL_VARIANTS, create_qmlp, model_size_mb
 from .plots import plot_history
 from .recipe import QuantRecipe, make_recipe
 from .timm_init import describe, load_init
 
-CHECKPOINT = "checkpoint.pt"
 # Settings that may differ between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export", "amp"}
+RESUMABLE_CHANGES = {"epochs", "out", "resume", "workers", "export", "export_qdq", "amp"}
 
 
 @dataclass
@@ -71,6 +71,7 @@ class TrainConfig:
     init: str | None = None
     workers: int = 0
     export: bool = True
+    export_qdq: bool = False  # also the standard-ONNX QDQ model (onnxruntime)
     out: str = ""
     # ImageNet-style folders only (timm's pipeline); 0 / None switch a technique off.
     mixup: float = 0.0  # Mixup alpha
@@ -90,16 +91,36 @@ class TrainConfig:
         return f"{self.model}-{bits}{suffix}"
 
     def __post_init__(self):
+        """Every setting is checked here, so that a bad one is refused before any work."""
         if not self.out:
             self.out = str(Path("runs") / self.run_name())
         for name in ("epochs", "batch_size", "calib_batches"):
             if getattr(self, name) < (0 if name == "calib_batches" else 1):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("train_limit", "test_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"the learning rate (--lr) must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        for name in ("warmup_fraction", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {self.workers}")
         if self.mixup < 0 or self.cutmix < 0 or not 0 <= self.re_prob <= 1:
-            raise ValueError("mixup and cutmix must be >= 0 and re_prob in [0, 1]")
+            raise ConfigError("mixup and cutmix must be >= 0 and re_prob in [0, 1]")
         if (self.mixup or self.cutmix) and self.data != "imagenet":
-            raise ValueError("mixup/cutmix are for ImageNet-style folders (--data imagenet)")
-        self.resolved_recipe()  # validates bit widths and technique settings early
+            raise ConfigError("mixup/cutmix are for ImageNet-style folders (--data imagenet)")
+        check_model_fits_data(self.model, self.data)
+        groups = self.resolved_recipe().token_groups  # validates bits and technique settings
+        dim = {**SMALL_VARIANTS, **PAPER_VARIANTS}[self.model]["embed_dim"]
+        if dim % groups:
+            raise ConfigError(
+                f"--token-groups {groups}: the {dim} channels of {self.model} are not divisible "
+                f"by token_groups {groups}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,21 +137,58 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_model_fits_data(model: str, data: str) -> None:
+    """Refuse a model whose input does not fit the data set's images.
+
+    ImageNet-style folders are resized to the model's image size, so only the channels must
+    agree there; the small data sets need the exact image size too.
+    """
+    variants = {**SMALL_VARIANTS, **PAPER_VARIANTS}
+    if model not in variants:
+        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(sorted(variants))}")
+    if data not in DATA_INFO:
+        raise ConfigError(f"unknown dataset {data!r}; choose one of {', '.join(DATA_INFO)}")
+    info = DATA_INFO[data]
+
+    def fits(sizes: dict) -> bool:
+        same_size = data == "imagenet" or sizes["img_size"] == info.img_size
+        return sizes["in_chans"] == info.in_chans and same_size
+
+    if fits(variants[model]):
+        return
+    c, s = variants[model]["in_chans"], variants[model]["img_size"]
+    has = (
+        f"{info.in_chans}-channel images"
+        if data == "imagenet"
+        else f"{info.in_chans}x{info.img_size}x{info.img_size} images"
+    )
+    choices = ", ".join(name for name, sizes in sorted(variants.items()) if fits(sizes))
+    raise ConfigError(
+        f"model {model} takes {c}x{s}x{s} images, but {data} has {has}; choose a model made "
+        f"for it ({choices})"
+    )
+
+
 def build_model(cfg: TrainConfig) -> nn.Module:
-    """The model of ``cfg``, checked against the dataset's image size and channels."""
+    """The model of ``cfg`` (whose model and data were checked to fit when it was made)."""
     info = DATA_INFO[cfg.data]
-    model = create_qmlp(cfg.model, recipe=cfg.resolved_recipe(), num_classes=info.num_classes)
-    if cfg.data != "imagenet" and (model.img_size, model.in_chans) != (
-        info.img_size,
-        info.in_chans,
-    ):
-        raise ValueError(
-            f"model {cfg.model} takes {model.in_chans}x{model.img_size}x{model.img_size} images, "
-            "but "
-            f"{cfg.data} has {info.in_chans}x{info.img_size}x{info.img_size}; choose a model made "
-            f"for it (e.g. qmlp_mixer_{info.img_size})"
+    return create_qmlp(cfg.model, recipe=cfg.resolved_recipe(), num_classes=info.num_classes)
+
+
+def check_run_folder(cfg: TrainConfig, resume: bool) -> RunFolder:
+    """Refuse, before any data is read or folder made, an ``out`` that cannot hold this run: a
+    path under a file, ``resume`` without a checkpoint, or a new run over an existing one."""
+    run = RunFolder(check_output_folder(cfg.out))
+    if resume and not run.checkpoint.is_file():
+        raise RunFolderError(
+            f"--resume: there is no checkpoint to resume in {run.root} ({run.checkpoint.name} "
+            "does not exist); check --out, or start the run without --resume"
         )
-    return model
+    if not resume and run.checkpoint.exists():
+        raise RunFolderError(
+            f"{run.checkpoint} exists; pass --resume to continue that run or choose another --out"
+        )
+    return run
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -316,12 +374,12 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
 
 
 def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
-    out = Path(cfg.out)
-    ckpt_path = out / CHECKPOINT
-    if not resume and ckpt_path.exists():
-        raise FileExistsError(
-            f"{ckpt_path} exists; pass --resume to continue that run or choose another --out"
-        )
+    run = check_run_folder(cfg, resume)
+    out, ckpt_path = run.root, run.checkpoint
+    state = None
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        _check_resumable(state["config"], cfg, ckpt_path)
     seed_everything(cfg.seed)
     train_set, test_set = _datasets(cfg)
     model = build_model(cfg)
@@ -329,7 +387,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         model.reset_classifier(num_classes_of(train_set))
     recipe = model.recipe
     if ctx.world_size > 1 and recipe.quantized and not cfg.calib_batches:
-        raise ValueError(
+        raise ConfigError(
             "multi-process QAT needs --calib-batches >= 1: quantizers initialised from each "
             "process's own first batches would differ between the processes"
         )
@@ -337,17 +395,12 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
     test_loader = make_loader(shard(test_set, ctx), cfg.batch_size, train=False)
 
     start_epoch, history, best, train_seconds = 0, [], 0.0, 0.0
-    state = None
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        _check_resumable(state["config"], cfg, ckpt_path)
-        model.load_state_dict(state["model"])
+    if state is not None:
+        load_model_state(model, state, ckpt_path)
         start_epoch, history = state["epoch"], state["history"]
         best, train_seconds = state["best_test_acc"], state["train_seconds"]
         log(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
     else:
-        if ctx.is_main:
-            out.mkdir(parents=True, exist_ok=True)
         if cfg.init:
             report = load_init(model, cfg.init)
             log(f"initialised from {cfg.init}:\n  " + "\n  ".join(describe(report)))
@@ -369,7 +422,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         per_process // cfg.batch_size if mixup else math.ceil(per_process / cfg.batch_size)
     )
     if steps_per_epoch < 1:
-        raise ValueError(
+        raise ConfigError(
             f"{per_process} training images per process make no full batch of {cfg.batch_size}; "
             "lower --batch-size"
         )
@@ -385,7 +438,8 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     if ctx.is_main:
-        write_json(out / "config.json", {**cfg.to_dict(), "resolved_recipe": recipe.to_dict()})
+        out.mkdir(parents=True, exist_ok=True)  # only now: a run refused earlier leaves nothing
+        write_json(run.config, {**cfg.to_dict(), "resolved_recipe": recipe.to_dict()})
 
     net = model
     if ctx.enabled:
@@ -432,7 +486,7 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
                     "train_seconds": train_seconds,
                 },
             )
-            write_json(out / "history.json", history)
+            write_json(run.history, history)
         log(
             f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, test acc {acc:.4f} "
             f"({time.time() - t0:.0f} s)"
@@ -456,18 +510,19 @@ def _train(cfg: TrainConfig, resume: bool, log, ctx: DistContext) -> dict:
     }
     if ctx.is_main:
         if history:
-            plot_history(history, out / "history.png", title=cfg.run_name())
+            plot_history(history, run.history_plot, title=cfg.run_name())
         if recipe.quantized and cfg.export:
-            metrics["export"] = export_model(model.cpu(), first_examples(test_set), out)
-        write_json(out / "metrics.json", metrics)
+            examples = first_examples(test_set)
+            metrics["export"] = export_model(model.cpu(), examples, out, qdq=cfg.export_qdq)
+        write_json(run.metrics, metrics)
     barrier(ctx)
     return metrics
 
 
 def find_float_baseline(cfg: TrainConfig) -> float | None:
     """Test accuracy of a float run of the same model and data in the default runs folder."""
-    path = Path("runs") / f"{cfg.model}-float" / "metrics.json"
-    if not path.is_file():
+    run = RunFolder(Path("runs") / f"{cfg.model}-float")
+    if not run.metrics.is_file():
         return None
-    metrics = json.loads(path.read_text())
+    metrics = run.read_metrics()
     return metrics["test_acc"] if metrics.get("data") == cfg.data else None

@@ -1,12 +1,7 @@
 #!/usr/bin/env python
-"""The Q-MLP ablation: float, naive quantization, then the techniques one at a time. See --help."""
+"""The Q-MLP ablation, one technique at a time (qmlp-ablation). See --help."""
 
-import sys
-
-from qmlp_brevitas.cli.common import quiet_libraries, run_main
+from qmlp_brevitas.cli.entry_points import ablation
 
 if __name__ == "__main__":
-    quiet_libraries()
-    from qmlp_brevitas.ablation import main
-
-    sys.exit(run_main(main))
+    ablation()

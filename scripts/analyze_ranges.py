@@ -1,12 +1,7 @@
 #!/usr/bin/env python
-"""Per-layer activation ranges with and without LayerNorm and bounded activations. See --help."""
+"""Per-layer activation ranges (qmlp-ranges). See --help."""
 
-import sys
-
-from qmlp_brevitas.cli.common import quiet_libraries, run_main
+from qmlp_brevitas.cli.entry_points import ranges
 
 if __name__ == "__main__":
-    quiet_libraries()
-    from qmlp_brevitas.analysis import main
-
-    sys.exit(run_main(main))
+    ranges()

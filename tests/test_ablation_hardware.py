@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from qmlp_brevitas.ablation import AblationConfig, AblationRow, RowResult, default_columns
+from qmlp_brevitas.errors import RunFolderError
 from qmlp_brevitas.export import export_model
 from qmlp_brevitas.finn import cost
+from qmlp_brevitas.layout import RunFolder
 from qmlp_brevitas.models import create_qmlp
 from qmlp_brevitas.train import calibrate
 
@@ -30,16 +32,22 @@ def _row_result(run_dir) -> RowResult:
     return RowResult(row, 4, [0], [0.5], [{"model_size_mb": 0.1}], [run_dir])
 
 
-def test_failure_reason_names_the_node():
-    message = (
-        "FINN build failed in step_qmlp_convert_to_hw: node Erf_0 (Erf) cannot be mapped to a "
-        "FINN hardware layer: it has a float input (FLOAT32)"
+def test_failure_reason_reads_the_fields_of_the_unmapped_node():
+    failed = {
+        "compiles": False,
+        "failed_step": "step_qmlp_convert_to_hw",
+        "reason": "not read when a node did not map",
+        "unmapped_nodes": [{"node": "Erf_0", "op_type": "Erf", "reason": "float input"}],
+        "mismatched_stages": [],
+    }
+    assert cost.failure_reason(failed) == "Erf node Erf_0 not mappable (step_qmlp_convert_to_hw)"
+    other = {**failed, "unmapped_nodes": [], "reason": "boom"}
+    other["mismatched_stages"] = [{"stage": "streamlined", "max_abs_diff": 2.85}]
+    assert cost.failure_reason(other) == (
+        "step_qmlp_convert_to_hw: boom; before that, stage streamlined (2.85) did not match "
+        "the export"
     )
-    assert cost.failure_reason(message) == "Erf node Erf_0 not mappable (step_qmlp_convert_to_hw)"
-    assert cost.failure_reason("boom", "stage streamlined (2.85) did not match the export") == (
-        "boom; before that, stage streamlined (2.85) did not match the export"
-    )
-    assert len(cost.failure_reason("x" * 500)) == 120
+    assert len(cost.failure_reason({**other, "reason": "x" * 500, "mismatched_stages": []})) == 120
 
 
 def test_columns_of_a_mapped_and_an_unmapped_row():
@@ -58,14 +66,20 @@ def test_columns_of_a_mapped_and_an_unmapped_row():
     assert cells["FINN"] == "yes, 12 layers"
     assert cells["fps (target 1000)"] == 1526 and cells[cost.LUT_COLUMN] == 100
     assert cost.cost_columns({**mapped, "verified": False})["FINN"] == "yes, 12 layers, MISMATCH"
-    failed = {"compiles": False, "error": "node E (Erf) cannot be mapped", "request": request}
+    failed = {
+        "compiles": False,
+        "failed_step": "step_qmlp_convert_to_hw",
+        "reason": "node E (Erf) cannot be mapped",
+        "unmapped_nodes": [{"node": "E", "op_type": "Erf", "reason": "float input"}],
+        "request": request,
+    }
     unmapped = cost.cost_columns(failed)
-    assert unmapped["FINN"] == "no: Erf node E not mappable"
+    assert unmapped["FINN"] == "no: Erf node E not mappable (step_qmlp_convert_to_hw)"
     assert set(unmapped) == set(cells) and unmapped["DSP"] == ""
 
 
 def test_missing_export_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"model.onnx is missing.*--export"):
+    with pytest.raises(RunFolderError, match=r"has no QONNX export.*--export"):
         cost.hardware_cost(tmp_path)
 
 
@@ -87,8 +101,9 @@ def test_qmlp_row_compiles_and_its_cost_is_cached(tmp_path, monkeypatch):
     run = _export_run(tmp_path / "run")
     column = cost.hardware_column(TARGET_FPS)
     cells = column(_row_result(run))
-    saved = json.loads((cost.cost_dir(run, TARGET_FPS) / cost.COST_NAME).read_text())
-    summary = json.loads((cost.cost_dir(run, TARGET_FPS) / "summary.json").read_text())
+    folder = RunFolder(run).cost_build(TARGET_FPS)
+    saved = json.loads(folder.hardware_cost.read_text())
+    summary = json.loads(folder.summary.read_text())
     assert saved["compiles"] and saved["verified"]
     assert cells["FINN"] == f"yes, {len(summary['layers'])} layers"
     assert cells[f"fps (target {TARGET_FPS})"] == round(summary["estimated_fps"]) >= TARGET_FPS
@@ -109,5 +124,8 @@ def test_gelu_row_does_not_compile_and_says_which_node(tmp_path):
     run = _export_run(tmp_path / "run", act="gelu")
     result = cost.hardware_cost(run, TARGET_FPS)
     assert not result["compiles"]
-    assert "not mappable" in result["reason"] or "failed" in result["reason"]
-    assert cost.cost_columns(result)["FINN"].startswith("no: ")
+    assert result["failed_step"] == "step_qmlp_convert_to_hw"
+    assert {n["op_type"] for n in result["unmapped_nodes"]} >= {"Erf"}
+    assert cost.cost_columns(result)["FINN"].startswith("no: Erf node ")
+    summary = json.loads(RunFolder(run).cost_build(TARGET_FPS).summary.read_text())
+    assert summary["status"] == "failed" and summary["failed_step"] == "step_qmlp_convert_to_hw"

@@ -20,7 +20,9 @@ from qmlp_brevitas.analysis import (
     record_ranges,
     widest,
 )
+from qmlp_brevitas.cli.ranges import main as ranges_main
 from qmlp_brevitas.data import build_dataset, make_loader, subset
+from qmlp_brevitas.errors import RunFolderError
 from qmlp_brevitas.models import create_qmlp
 from qmlp_brevitas.train import TrainConfig, train
 
@@ -118,7 +120,7 @@ def test_layernorm_narrows_the_ranges_of_a_trained_model(tmp_path, data_dir):
 
     out = tmp_path / "report"
     argv = ["--run", runs["affine"], "--run", runs["layernorm"], "--batches", "1"]
-    assert analysis.main([*argv, "--out", str(out)]) == 0
+    assert ranges_main([*argv, "--out", str(out)]) == 0
     table = (out / "ranges.md").read_text()
     assert "float-affine: affine + gelu (float)" in table
     assert "float-layernorm: layernorm + gelu (float)" in table
@@ -129,7 +131,7 @@ def test_cli_on_untrained_variants_writes_plot_table_and_json(tmp_path, data_dir
     out = tmp_path / "ranges"
     argv = ["--model", "qmlp_resmlp_28", "--batches", "1", "--batch-size", "16"]
     argv += ["--data-dir", data_dir, "--out", str(out)]
-    assert analysis.main(argv) == 0
+    assert ranges_main(argv) == 0
     table = (out / "ranges.md").read_text()
     labels = ["affine + gelu", "affine + relu6", "layernorm + gelu", "layernorm + relu6"]
     assert all(label in table for label in labels)
@@ -160,5 +162,5 @@ def test_points_of_models_with_more_token_groups_are_merged_in_order():
 def test_checkpoint_needs_one_variant():
     with pytest.raises(ValueError, match="exactly one"):
         float_variants("qmlp_mixer_28", checkpoint="x.pt")
-    with pytest.raises(FileNotFoundError, match="must be a training run folder"):
+    with pytest.raises(RunFolderError, match="must be a training run folder"):
         load_run("/nonexistent/run")

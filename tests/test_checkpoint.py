@@ -26,21 +26,44 @@ def test_round_trip_and_no_temporary_left(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
 
 
-def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        # torch's zip writer on a full disk (measured: torch.save to /dev/full)
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"),
+        OSError(28, "No space left on device"),
+    ],
+    ids=["torch-writer", "oserror"],
+)
+def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     path = tmp_path / "ck.pt"
-    save_checkpoint(path, {"epoch": 1})
+    save_checkpoint(path, {"epoch": 1, "w": torch.arange(4.0)})
 
-    def broken_save(obj, f, *args, **kwargs):
+    def full_disk(obj, f, *args, **kwargs):
         with open(f, "wb") as fh:
-            fh.write(b"partial")
-        raise OSError("disk full")
+            fh.write(b"PK\x03\x04 partial")
+        raise error
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, {"epoch": 2})
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, {"epoch": 2, "w": torch.arange(4.0)})
+    message = str(info.value)
+    assert "\n" not in message and f"the previous checkpoint {path} is intact" in message
+    assert "rerun with --resume" in message and "MB free" in message
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.arange(4.0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_full_disk_on_the_first_checkpoint_says_nothing_was_written(tmp_path, monkeypatch):
+    def full_disk(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="no earlier checkpoint existed and none was written"):
+        save_checkpoint(tmp_path / "ck.pt", {"epoch": 1})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_checkpoint_says_what_to_do(tmp_path):

@@ -37,14 +37,16 @@ def _tidy_model(tmp_path):
     from finn.builder.build_dataflow_steps import step_qonnx_to_finn, step_tidy_up
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from qmlp_brevitas.finn.build import BuildRequest, make_config
+    from qmlp_brevitas.finn.build import BuildRequest, make_config, prepare_build
     from qmlp_brevitas.finn.steps import step_qmlp_prepare_qonnx
 
     torch.manual_seed(0)
     model = create_qmlp("qmlp_mixer_28", w_bits=4, a_bits=4, depth=1).eval()
     calibrate(model, [(torch.randn(8, 1, 28, 28), None) for _ in range(3)], 3)
     export_model(model, torch.randn(2, 1, 28, 28), tmp_path / "export")
-    cfg = make_config(BuildRequest(tmp_path / "export", tmp_path / "out", target_fps=1000), [])
+    request = BuildRequest(tmp_path / "export", tmp_path / "out", target_fps=1000)
+    prepare_build(request)  # the verification data the steps read
+    cfg = make_config(request, [])
     cfg.get_report_directory().mkdir(parents=True, exist_ok=True)
     onnx = ModelWrapper(str(tmp_path / "export" / "model.onnx"))
     for step in (step_qmlp_prepare_qonnx, step_qonnx_to_finn, step_tidy_up):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,7 +64,9 @@ def test_unknown_normalization_is_refused(image_dir):
 
 
 def test_mixup_gives_soft_smoothed_targets():
-    cfg = TrainConfig(data="imagenet", mixup=0.8, cutmix=1.0, label_smoothing=0.1, out="x")
+    cfg = TrainConfig(
+        model="qmlp_mixer_32", data="imagenet", mixup=0.8, cutmix=1.0, label_smoothing=0.1, out="x"
+    )
     mixup = _mixup(cfg, num_classes=2)
     x, y = mixup(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1]))
     assert y.shape == (4, 2)
@@ -99,19 +102,38 @@ def test_qat_on_an_image_folder_with_mixup(image_dir, tmp_path):
     assert (saved["mixup"], saved["cutmix"]) == (0.8, 1.0)
 
 
+def test_run_presets_are_package_data():
+    import qmlp_brevitas
+
+    names = list_presets()
+    assert {"resmlp24-qmlp-w4a4", "resmlp24-qmlp-w8a8", "mixerb16-qmlp-w4a4"} <= set(names)
+    package = Path(qmlp_brevitas.__file__).parent
+    assert all((package / "configs" / f"{name}.json").is_file() for name in names)
+
+
 @pytest.mark.parametrize("name", list_presets())
 def test_run_presets_resolve_to_valid_configs(name):
-    cfg = config_from_args(parse_args(["--preset", name, "--data-dir", "/imagenet"]))
+    cfg = config_from_args(parse_args(["--config", name, "--data-dir", "/imagenet"]))
     assert cfg.data == "imagenet" and cfg.model.endswith("_224")
     assert cfg.resolved_recipe().quantized and (cfg.mixup, cfg.cutmix) == (0.8, 1.0)
 
 
 def test_command_line_overrides_the_run_preset():
-    args = parse_args(["--preset=resmlp24-qmlp-w4a4", "--w", "8", "--a", "8", "--epochs", "2"])
+    args = parse_args(["--config=resmlp24-qmlp-w4a4", "--w", "8", "--a", "8", "--epochs", "2"])
     cfg = config_from_args(args)
     assert (cfg.model, cfg.w_bits, cfg.a_bits, cfg.epochs) == ("qmlp_resmlp_24_224", 8, 8, 2)
-    assert cfg.preset == "qmlp" and args.run_preset == "resmlp24-qmlp-w4a4"
+    assert cfg.preset == "qmlp" and args.config == "resmlp24-qmlp-w4a4"
     assert config_from_args(parse_args(["--preset", "naive"])).preset == "naive"
+    # The technique preset and the run preset are two options that combine.
+    both = config_from_args(parse_args(["--config", "resmlp24-qmlp-w4a4", "--preset", "naive"]))
+    assert (both.model, both.preset) == ("qmlp_resmlp_24_224", "naive")
+
+
+def test_run_preset_is_not_a_technique_preset(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--preset", "resmlp24-qmlp-w4a4"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'resmlp24-qmlp-w4a4'" in capsys.readouterr().err
 
 
 def test_preset_with_an_unknown_option_is_refused(tmp_path):

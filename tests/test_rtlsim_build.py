@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from qmlp_brevitas.cli.common import run_main
+from qmlp_brevitas.cli.rtlsim import main as rtlsim_main
+from qmlp_brevitas.layout import BuildFolder
 from qmlp_brevitas.rtlsim import graphs
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cli():
-    spec = importlib.util.spec_from_file_location("rtlsim_cli", ROOT / "fpga" / "rtlsim.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +24,13 @@ def rtl_cache(tmp_path_factory):
 @pytest.mark.rtl
 def test_build_folder_all_rtl_layers_match(tmp_path, rtl_cache, capsys):
     hw = graphs.make_mvau_thresholding_model()
-    build = tmp_path / "build"
-    (build / "intermediate_models").mkdir(parents=True)
-    graphs.specialize(hw).save(str(build / "intermediate_models" / "step_apply_folding.onnx"))
-    np.save(build / "input.npy", graphs.random_input(hw, seed=7)["inp"])
-    rc = _cli().main(["--build", str(build), "--cache", str(rtl_cache)])
+    folder = BuildFolder(tmp_path / "build")
+    folder.intermediate_models.mkdir(parents=True)
+    folder.verify_input.parent.mkdir()
+    graphs.specialize(hw).save(str(folder.final_model))
+    np.save(folder.verify_input, graphs.random_input(hw, seed=7)["inp"])
+    build = folder.root
+    rc = run_main(rtlsim_main, ["--build", str(build), "--cache", str(rtl_cache)])
     out = capsys.readouterr().out
     assert rc == 0, out
     report = json.loads((build / "rtlsim.json").read_text())
@@ -50,14 +44,14 @@ def test_build_folder_all_rtl_layers_match(tmp_path, rtl_cache, capsys):
 
 def test_build_folder_without_model_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "intermediate_models").mkdir()
-    rc = _cli().main(["--build", str(tmp_path)])
+    rc = run_main(rtlsim_main, ["--build", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "no model with FINN RTL layers" in err and "fpga/build.py" in err
+    assert "no finished FINN build" in err and "fpga/build.py" in err
 
 
 def test_missing_build_folder_is_a_clear_error(tmp_path, capsys):
-    rc = _cli().main(["--build", str(tmp_path / "nope")])
+    rc = run_main(rtlsim_main, ["--build", str(tmp_path / "nope")])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -73,7 +67,7 @@ def test_build_folder_with_fork_and_join_layers(tmp_path, rtl_cache, capsys):
     graphs.specialize_rtl(hw).save(str(build / "intermediate_models" / "step_apply_folding.onnx"))
     x = graphs.random_input(hw, seed=4)["inp"]
     np.save(build / "input.npy", x)
-    rc = _cli().main(["--build", str(build), "--cache", str(rtl_cache)])
+    rc = run_main(rtlsim_main, ["--build", str(build), "--cache", str(rtl_cache)])
     out = capsys.readouterr().out
     assert rc == 0, out
     report = json.loads((build / "rtlsim.json").read_text())
@@ -89,3 +83,35 @@ def test_build_folder_with_fork_and_join_layers(tmp_path, rtl_cache, capsys):
         == 2 * layers["ElementwiseAdd_rtl"]["words_checked"]
     )
     assert report["coverage"]["not_simulated"] == []
+
+
+def test_model_that_is_not_onnx_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("this is not a model\n")
+    rc = run_main(rtlsim_main, ["--build", str(tmp_path), "--model", str(tmp_path / "notes.txt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert "notes.txt is not a valid ONNX model" in err
+
+
+def test_model_without_rtl_layers_fails_instead_of_checking_nothing(tmp_path, capsys):
+    folder = BuildFolder(tmp_path)
+    folder.verify_input.parent.mkdir()
+    hw = graphs.make_mvau_thresholding_model()  # generic HW layers, not specialised to RTL
+    hw.save(str(tmp_path / "hw.onnx"))
+    np.save(folder.verify_input, graphs.random_input(hw, seed=7)["inp"])
+    rc = run_main(rtlsim_main, ["--build", str(tmp_path), "--model", str(tmp_path / "hw.onnx")])
+    out, err = capsys.readouterr()
+    assert rc == 1, out + err
+    assert "has no FINN RTL layers" in err and "nothing to simulate" in err
+    assert "0 layers simulated" not in out
+    assert not folder.rtlsim_report.exists()
+
+
+def test_failed_build_is_refused(tmp_path, capsys):
+    folder = BuildFolder(tmp_path)
+    folder.summary.write_text(
+        json.dumps({"status": "failed", "failed_step": "step_x", "reason": "why"})
+    )
+    rc = run_main(rtlsim_main, ["--build", str(tmp_path)])
+    assert rc == 2
+    assert "is failed in step_x: why; build it again" in capsys.readouterr().err

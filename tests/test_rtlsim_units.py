@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from qmlp_brevitas.layout import BuildFolder, BuildFolderError
 from qmlp_brevitas.rtlsim import graphs
-from qmlp_brevitas.rtlsim.check import (
-    HLS_REASON,
-    BuildFolderError,
-    find_final_model,
-    layer_coverage,
-)
+from qmlp_brevitas.rtlsim.check import HLS_REASON, build_settings, layer_coverage
 from qmlp_brevitas.rtlsim.layer import LayerResult
 from qmlp_brevitas.rtlsim.patches import PatchError, apply_patches, load_patches
 from qmlp_brevitas.rtlsim.toolchain import config_key
@@ -77,17 +73,23 @@ def test_coverage_names_unsimulated_layers_and_mac_share():
     assert cov["macs_total"] == 512 and cov["mac_share_checked"] == 1.0
 
 
-def test_final_model_from_summary(tmp_path):
-    model = graphs.specialize(graphs.make_mvau_thresholding_model())
-    model.save(str(tmp_path / "folded.onnx"))
-    graphs.make_mvau_model().save(str(tmp_path / "other.onnx"))
-    (tmp_path / "summary.json").write_text(
-        json.dumps({"stages": {"hw": "other.onnx"}, "final_model": "folded.onnx"})
+def test_final_model_and_settings_come_from_the_build_layout(tmp_path):
+    folder = BuildFolder(tmp_path)
+    folder.intermediate_models.mkdir()
+    with pytest.raises(BuildFolderError, match="no finished FINN build"):
+        folder.final_model_path()
+    assert build_settings(folder) == ("xczu7ev-ffvc1156-2-e", 5.0)  # no summary: defaults
+    graphs.specialize(graphs.make_mvau_thresholding_model()).save(str(folder.final_model))
+    # A model named like a final one elsewhere in the folder is not taken for it.
+    graphs.make_mvau_model().save(str(folder.step_model("step_final_other")))
+    folder.summary.write_text(
+        json.dumps({"status": "ok", "fpga_part": "xc7z020clg400-1", "clock_ns": 10.0})
     )
-    assert find_final_model(tmp_path) == tmp_path / "folded.onnx"
-    (tmp_path / "summary.json").write_text(json.dumps({"final_model": "other.onnx"}))
-    with pytest.raises(BuildFolderError, match="no model with FINN RTL layers"):
-        find_final_model(tmp_path)
+    assert folder.final_model_path() == folder.final_model
+    assert build_settings(folder) == ("xc7z020clg400-1", 10.0)
+    folder.summary.write_text(json.dumps({"status": "running"}))
+    with pytest.raises(BuildFolderError, match="is running; build it again"):
+        folder.final_model_path()
 
 
 @pytest.mark.parametrize("patch", load_patches(), ids=lambda p: p.path.name)

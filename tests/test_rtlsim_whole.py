@@ -5,7 +5,6 @@ FIFOs too shallow for the residual branch stall, and the stall names them."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -21,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 3
 
 
-def _cli():
-    spec = importlib.util.spec_from_file_location("rtlsim_cli", ROOT / "fpga" / "rtlsim.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _rtlsim(argv: list[str]) -> int:
+    from qmlp_brevitas.cli.common import run_main
+    from qmlp_brevitas.cli.rtlsim import main
+
+    return run_main(main, argv)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,8 @@ def tiny_build(tmp_path_factory, fmnist_dir):
 @pytest.mark.slow
 @pytest.mark.rtl
 def test_whole_design_matches_finn_and_brevitas(tiny_build):
-    from qmlp_brevitas.rtlsim.whole import REPORT_NAME, simulate_whole
+    from qmlp_brevitas.layout import BuildFolder
+    from qmlp_brevitas.rtlsim.whole import simulate_whole
 
     build, ref = tiny_build
     report = simulate_whole(build, ref, resize=True, progress=False)
@@ -74,20 +74,23 @@ def test_whole_design_matches_finn_and_brevitas(tiny_build):
     # a frame, the FIFOs of a plain chain stay shallow
     residual = [f for f in depths.values() if f["before"].startswith("ElementwiseAdd")]
     assert max(f["depth"] for f in residual) >= max(f["words_per_frame"] for f in residual) // 2
-    assert json.loads((build / REPORT_NAME).read_text())["exact_outputs"] == 1.0
-    assert (build / "rtlsim_whole" / "fifo_depths.json").is_file()
+    folder = BuildFolder(build)
+    assert json.loads(folder.rtlsim_whole_report.read_text())["exact_outputs"] == 1.0
+    assert folder.fifo_depths.is_file()
 
 
 @pytest.mark.slow
 @pytest.mark.rtl
 def test_shallow_fifos_deadlock_and_the_report_names_them(tiny_build, tmp_path):
-    from qmlp_brevitas.rtlsim.stitch import fifo_nodes, stitch_graph
-    from qmlp_brevitas.rtlsim.whole import find_final_model, simulate_whole
-
-    build, ref = tiny_build
     from qonnx.core.modelwrapper import ModelWrapper
 
-    graph = stitch_graph(ModelWrapper(str(find_final_model(build))), "xczu7ev-ffvc1156-2-e")
+    from qmlp_brevitas.layout import BuildFolder
+    from qmlp_brevitas.rtlsim.stitch import fifo_nodes, stitch_graph
+    from qmlp_brevitas.rtlsim.whole import simulate_whole
+
+    build, ref = tiny_build
+    final = BuildFolder(build).final_model_path()
+    graph = stitch_graph(ModelWrapper(str(final)), "xczu7ev-ffvc1156-2-e")
     depths = tmp_path / "depths.json"
     depths.write_text(json.dumps({"depths": {n.name: 2 for n in fifo_nodes(graph)}}))
     report = simulate_whole(build, ref, fifo_depths=depths, stall_cycles=20_000, progress=False)
@@ -100,12 +103,12 @@ def test_shallow_fifos_deadlock_and_the_report_names_them(tiny_build, tmp_path):
 
 
 def test_whole_without_build_folder_is_a_clear_error(tmp_path, capsys):
-    rc = _cli().main(["--build", str(tmp_path / "nope"), "--whole", "--frames", "2"])
+    rc = _rtlsim(["--build", str(tmp_path / "nope"), "--whole", "--frames", "2"])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_whole_with_zero_frames_is_refused(tmp_path, capsys):
-    rc = _cli().main(["--build", str(tmp_path), "--whole", "--frames", "0"])
+    rc = _rtlsim(["--build", str(tmp_path), "--whole", "--frames", "0"])
     assert rc == 2
     assert "--frames must be at least 1" in capsys.readouterr().err

@@ -7,10 +7,14 @@ import json
 import pytest
 import torch
 
-from qmlp_brevitas.checkpoint import CheckpointError, load_checkpoint
+from qmlp_brevitas import train as train_module
+from qmlp_brevitas.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from qmlp_brevitas.cli.common import run_main
 from qmlp_brevitas.cli.export import main as export_main
+from qmlp_brevitas.cli.train import config_from_args, parse_args
 from qmlp_brevitas.cli.train import main as train_main
+from qmlp_brevitas.errors import RunFolderError
+from qmlp_brevitas.models import create_qmlp
 from qmlp_brevitas.train import TrainConfig, train
 
 METRIC_KEYS = {
@@ -81,7 +85,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, fmnist_dir):
     with pytest.raises(Interrupt):
         train(cfg, log=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["epoch"] == 1
-    with pytest.raises(FileExistsError, match="pass --resume"):
+    with pytest.raises(RunFolderError, match="pass --resume"):
         train(cfg, log=lambda *_: None)
     resumed = train(cfg, resume=True, log=lambda *_: None)
     assert resumed["epochs"] == full["epochs"] == 2
@@ -103,6 +107,16 @@ def test_model_that_does_not_fit_the_data_is_refused(tmp_path, fmnist_dir):
         train(_cfg(tmp_path, fmnist_dir, model="qmlp_mixer_32"))
 
 
+@pytest.fixture
+def no_data_loading(monkeypatch):
+    """Fails a test that reads a data set: bad settings must be refused before that."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a data set was read before the settings were checked")
+
+    monkeypatch.setattr(train_module, "build_dataset", refuse)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -110,14 +124,91 @@ def test_model_that_does_not_fit_the_data_is_refused(tmp_path, fmnist_dir):
         (["--a", "1"], "activation bit width (--a) must be an integer from 2 to 8, got 1"),
         (["--token-groups", "3"], "not divisible by token_groups 3"),
         (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--lr", "-1"], "the learning rate (--lr) must be positive, got -1.0"),
+        (["--epochs", "0"], "epochs must be positive, got 0"),
+        (
+            ["--data", "imagenet"],
+            "model qmlp_mixer_28 takes 1x28x28 images, but imagenet has 3-channel images; "
+            "choose a model made for it (qmlp_mixer_32,",
+        ),
+        (["--resume"], "there is no checkpoint to resume in"),
     ],
 )
-def test_cli_bad_input_is_one_clear_line(argv, message, tmp_path, fmnist_dir, capsys):
-    argv = [*argv, "--data-dir", str(fmnist_dir), "--out", str(tmp_path / "r")]
+def test_cli_bad_input_is_one_clear_line_before_any_work(
+    argv, message, tmp_path, no_data_loading, capsys
+):
+    argv = [*argv, "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r")]
     assert run_main(train_main, argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
-    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    assert err.count("\n") == 1
+    assert not (tmp_path / "r").exists()  # no run folder made
+
+
+def test_out_under_a_file_is_refused_before_any_work(tmp_path, no_data_loading, capsys):
+    (tmp_path / "taken").write_text("a file")
+    argv = ["--data-dir", str(tmp_path), "--out", str(tmp_path / "taken" / "run")]
+    assert run_main(train_main, argv) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'taken'} is a file" in err and "Traceback" not in err
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
+def _checkpoint_with_wrong_weights(tmp_path, fmnist_dir) -> tuple:
+    """A run checkpoint whose config says two token groups and whose weights have one."""
+    run = tmp_path / "r"
+    argv = ["--data-dir", str(fmnist_dir), "--out", str(run), "--epochs", "2"]
+    cfg = config_from_args(parse_args(argv))
+    weights = create_qmlp("qmlp_mixer_28", w_bits=4, a_bits=4, token_groups=1).state_dict()
+    state = {"epoch": 1, "model": weights, "config": cfg.to_dict(), "history": []}
+    save_checkpoint(run / "checkpoint.pt", state)
+    return run / "checkpoint.pt", argv
+
+
+def test_checkpoint_whose_config_does_not_fit_its_weights(tmp_path, fmnist_dir, capsys):
+    checkpoint, argv = _checkpoint_with_wrong_weights(tmp_path, fmnist_dir)
+    before = checkpoint.read_bytes()
+    for main, args in ((export_main, ["--checkpoint", str(checkpoint)]), (train_main, argv)):
+        args = [*args, "--resume"] if main is train_main else args
+        assert run_main(main, args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert "do not fit the model its config describes" in err
+        assert "the checkpoint is unchanged" in err
+    assert checkpoint.read_bytes() == before
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["checkpoint.pt"]
+
+
+@pytest.mark.slow
+def test_full_disk_during_training_keeps_the_last_checkpoint(tmp_path, fmnist_dir, capsys):
+    real_save = torch.save
+    calls = []
+
+    def disk_fills_up(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 1:
+            return real_save(obj, f, *args, **kwargs)
+        with open(f, "wb") as partial:
+            partial.write(b"PK\x03\x04 part of a zip archive")
+        # What torch's zip writer raises when the disk is full (measured on /dev/full).
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    run = tmp_path / "r"
+    argv = ["--data-dir", str(fmnist_dir), "--out", str(run), "--no-export"]
+    argv += ["--epochs", "2", "--train-limit", "128", "--test-limit", "64", "--batch-size", "64"]
+    argv += ["--calib-batches", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "save", disk_fills_up)
+        assert run_main(train_main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "unexpected pos 704 vs 598" in err
+    assert f"the previous checkpoint {run / 'checkpoint.pt'} is intact" in err
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
+    # The run goes on from there once there is space again.
+    assert run_main(train_main, [*argv, "--resume"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
 
 
 def test_cli_missing_dataset(tmp_path, capsys, monkeypatch):

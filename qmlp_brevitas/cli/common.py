@@ -1,4 +1,10 @@
-"""Shared pieces of the command-line tools: quiet start-up and clear errors."""
+"""Shared pieces of the command-line tools: quiet start-up and one error and exit-code policy.
+
+The policy (:func:`run_main`): a :class:`~qmlp_brevitas.errors.QMLPError` is bad input or a
+failed check that the user can act on; it becomes one line on stderr (``error: ...``) and its
+``exit_code`` (2 bad input, 1 a failed check). Every other exception is a bug and propagates
+with its traceback. An interrupt exits with 130.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,11 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 
+from ..errors import EXIT_INTERRUPTED, QMLPError
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input from the user: printed as one line, exit status 2.
-
-    Imported here, not at module level, so that :func:`quiet_libraries` runs before Brevitas loads.
-    """
-    from ..checkpoint import CheckpointError
-    from ..data import DatasetNotFoundError
-    from ..export import OnnxFileError
-    from ..quant import BitWidthError
-
-    return (
-        BitWidthError,
-        CheckpointError,
-        DatasetNotFoundError,
-        OnnxFileError,
-        FileExistsError,
-        FileNotFoundError,
-        ValueError,
-    )
+Main = Callable[[Sequence[str] | None], int | None]
 
 
 def quiet_libraries() -> None:
@@ -41,17 +31,13 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="Positional args are being deprecated")
 
 
-def run_main(main, argv=None) -> int:
-    """Run ``main(argv)``; user errors become one line on stderr and exit status 2."""
-    errors = user_errors()
+def run_main(main: Main, argv: Sequence[str] | None = None) -> int:
+    """Run ``main(argv)`` under the error policy of the module docstring; the exit status."""
     try:
         return main(argv) or 0
-    except errors as err:
+    except QMLPError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except KeyboardInterrupt:
-        print(
-            "interrupted; rerun with --resume to continue from the last finished epoch",
-            file=sys.stderr,
-        )
-        return 130
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -11,30 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qmlp_brevitas.checkpoint import CheckpointError
-from qmlp_brevitas.data import DatasetNotFoundError
-from qmlp_brevitas.finn.partition import PartitionError
-from qmlp_brevitas.rtlsim.check import BuildFolderError
-from qmlp_brevitas.rtlsim.fifo_sizing import FifoSizingError
-from qmlp_brevitas.rtlsim.harness import Drive
-from qmlp_brevitas.rtlsim.patches import PatchError
-from qmlp_brevitas.rtlsim.stitch import StitchError
-from qmlp_brevitas.rtlsim.toolchain import ToolchainError
-from qmlp_brevitas.rtlsim.whole import WholeSimError
-
-# Errors that are the user's to fix (a missing file, a design that cannot be stitched): one line.
-USER_ERRORS = (
-    BuildFolderError,
-    CheckpointError,
-    DatasetNotFoundError,
-    FifoSizingError,
-    PartitionError,
-    PatchError,
-    StitchError,
-    ToolchainError,
-    WholeSimError,
-    ValueError,
-)
+from ..errors import EXIT_CHECK_FAILED, ConfigError
+from ..layout import BuildFolder, BuildFolderError
+from ..rtlsim.harness import Drive
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,18 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_folder(args, build: Path) -> Path:
-    from qmlp_brevitas.rtlsim.whole import build_summary
-
+    """The training run whose checkpoint gives Brevitas' outputs: ``--run``, else the folder of
+    the model the build compiled."""
     if not build.is_dir():
         raise BuildFolderError(f"build folder {build} does not exist; run fpga/build.py")
     if args.run is not None:
         return args.run
-    model = build_summary(build.resolve()).get("model")
-    if not model:
+    model = BuildFolder(build.resolve()).read_summary().get("model")
+    run = Path(model).parent if model and Path(model).suffix == ".onnx" else None
+    if run is None or not (run / "checkpoint.pt").is_file():
         raise BuildFolderError(
-            f"{build}/summary.json names no model folder; pass --run with the training run"
+            f"{build}/summary.json names no training run with a checkpoint.pt (model: {model}); "
+            "pass --run with the run folder"
         )
-    return Path(model)
+    return run
 
 
 def _fmt(value, spec: str = ",.0f") -> str:
@@ -126,14 +107,14 @@ def format_whole(report: dict) -> str:
 
 def run(args) -> int:
     """Run the whole-design simulation for the parsed ``args`` of ``fpga/rtlsim.py``."""
-    from qmlp_brevitas.rtlsim.whole import REPORT_NAME, run_reference, simulate_whole
+    from qmlp_brevitas.rtlsim.whole import run_reference, simulate_whole
 
     if args.frames < 1:
-        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+        raise ConfigError(f"--frames must be at least 1, got {args.frames}")
     for name in ("valid_pct", "ready_pct"):
         value = getattr(args, name)
         if not 1 <= value <= 100:
-            raise ValueError(f"--{name.replace('_', '-')} must be 1..100, got {value}")
+            raise ConfigError(f"--{name.replace('_', '-')} must be 1..100, got {value}")
     ref = run_reference(_run_folder(args, args.build), args.frames, args.data_dir)
     report = simulate_whole(
         args.build,
@@ -144,7 +125,7 @@ def run(args) -> int:
         drive=Drive(valid_pct=args.valid_pct, ready_pct=args.ready_pct),
     )
     print(format_whole(report))
-    print(f"written to {Path(report['build_dir']) / REPORT_NAME}")
+    print(f"written to {BuildFolder(report['build_dir']).rtlsim_whole_report}")
     if report["status"] != "done" or report["exact_outputs"] < 1.0:
-        return 1
+        return EXIT_CHECK_FAILED
     return 0

@@ -1,9 +1,9 @@
-"""``scripts/train_brevitas.py``: QAT of a Q-MLP model, then QONNX export.
+"""``qmlp-train`` (``scripts/train_brevitas.py``): QAT of a Q-MLP model, then QONNX export.
 
 Under ``torchrun --nproc_per_node=N`` the same command trains with DistributedDataParallel
-(``--batch-size`` is per process). ``--preset`` takes a technique preset (``qmlp``, ``naive``)
-or a run preset from ``configs/`` (e.g. ``resmlp24-qmlp-w4a4``) that sets every option of a
-paper-size run; options on the command line override it.
+(``--batch-size`` is per process). ``--preset`` picks the technique preset (``qmlp``,
+``naive``); ``--config`` a run preset (``resmlp24-qmlp-w4a4``, or a JSON file) that sets every
+option of a paper-size run; options on the command line override it.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import torch
 
 from ..data import DATASETS, NORMALIZATIONS
+from ..errors import EXIT_INTERRUPTED, ConfigError
+from ..layout import RunFolder
 from ..models import list_variants
 from ..presets import list_presets, load_preset
 from ..recipe import ACTS, NORMS, PRESETS
-from ..train import TrainConfig, find_float_baseline, train
+from ..train import TrainConfig, check_run_folder, find_float_baseline, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset",
         default="qmlp",
-        choices=sorted(PRESETS) + list_presets(),
-        help="qmlp: all five techniques; naive: none of them; or a run preset of configs/ "
-        "(model, bits, data and schedule of a paper-size run)",
+        choices=sorted(PRESETS),
+        help="technique preset: qmlp, all five techniques; naive, none of them",
+    )
+    p.add_argument(
+        "--config",
+        metavar="NAME_OR_FILE",
+        help="run preset: model, bits, data and schedule of a paper-size run, by name ("
+        + ", ".join(list_presets())
+        + ") or a JSON file; options given here override it",
     )
     t = p.add_argument_group("Q-MLP techniques (override the preset)")
     t.add_argument("--norm", choices=NORMS)
@@ -98,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default="", help="run folder (default runs/<model>-<bits>)")
     o.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     o.add_argument("--no-export", action="store_true", help="skip the QONNX export")
+    o.add_argument(
+        "--qdq",
+        action="store_true",
+        help="also export standard-ONNX QDQ (model_qdq.onnx) for onnxruntime, checked on the "
+        "verification candidates",
+    )
     return p
 
 
@@ -133,6 +146,7 @@ def config_from_args(args) -> TrainConfig:
         init=args.init,
         workers=args.workers,
         export=not args.no_export,
+        export_qdq=args.qdq,
         out=args.out,
         mixup=args.mixup,
         cutmix=args.cutmix,
@@ -166,46 +180,47 @@ def summary_lines(cfg: TrainConfig, metrics: dict) -> list[str]:
             f"{check['qonnx_vs_brevitas_max_abs_diff']:.2g}"
             + ("" if check["agrees"] else f" (above {check['atol']}; see export.json)")
         )
+        if "qdq" in metrics["export"]:
+            qdq = metrics["export"]["qdq"]
+            lines.append(
+                f"QDQ (ONNX)      {qdq['onnx']}: onnxruntime agrees with Brevitas on "
+                f"{qdq['same_prediction']}/{qdq['images']} predictions (max difference "
+                f"{qdq['max_abs_diff']:.2g})"
+            )
     return lines
 
 
-def _without_preset(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--preset":
-            skip = True
-        elif not arg.startswith("--preset="):
-            out.append(arg)
-    return out
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse ``argv``; a run preset's values become defaults that explicit options override."""
+    """Parse ``argv``; a run preset's (``--config``) values become defaults that explicit options
+    override."""
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    first = parser.parse_args(argv)
-    if first.preset in PRESETS:
-        first.run_preset = None
-        return first
-    values = load_preset(first.preset, {a.dest for a in parser._actions} - {"help"})
-    parser.set_defaults(**values)
-    args = parser.parse_args(_without_preset(argv))
-    args.run_preset = first.preset
-    return args
+    args = parser.parse_args(argv)
+    if args.config is None:
+        return args
+    options = set(vars(parser.parse_args([]))) - {"config"}
+    parser.set_defaults(**load_preset(args.config, options))
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     cfg = config_from_args(args)
-    metrics = train(cfg, resume=args.resume)
+    check_run_folder(cfg, resume=args.resume)  # before any data is read or folder made
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        metrics = train(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        print(
+            "interrupted; rerun with --resume to continue from the last finished epoch",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 prints and writes the summary
-    print("\n".join(summary_lines(cfg, metrics)))
-    Path(cfg.out, "summary.txt").write_text("\n".join(summary_lines(cfg, metrics)) + "\n")
+    lines = summary_lines(cfg, metrics)
+    print("\n".join(lines))
+    RunFolder(cfg.out).summary.write_text("\n".join(lines) + "\n")
     return 0

@@ -1,19 +1,41 @@
-"""The FINN dataflow build of an exported model: one ``DataflowBuildConfig`` and a list of steps.
+"""The FINN dataflow build of a QONNX model: one ``DataflowBuildConfig`` and a list of steps.
 
 FINN's built-in steps are used by name where they serve; the Q-MLP steps of
 :mod:`qmlp_brevitas.finn.steps` sit between them. Without Vivado the build ends after the
 estimate reports (FINN's ``estimate_only`` outputs); with ``XILINX_VIVADO`` set the same config
 goes on with FINN's standard hardware steps (IP generation, stitching, synthesis).
+
+The model is any ONNX file (this project's export or a client's Brevitas ``export_qonnx``);
+its verification data are the export's, a given input, or generated from the model's input
+quantizer (:mod:`qmlp_brevitas.finn.verification`). The build folder's layout is
+:class:`qmlp_brevitas.layout.BuildFolder`; its ``summary.json`` says ``status`` ``running``,
+``failed`` (with the step and reason) or ``ok``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..export import EXPECTED_NAME, INPUT_NAME, load_onnx
+from ..errors import ConfigError, QMLPError
+from ..export import load_onnx
+from ..layout import (
+    BUILD_FAILED,
+    BUILD_OK,
+    BUILD_RUNNING,
+    BuildFolder,
+    RunFolder,
+    check_output_folder,
+)
+from . import report
+from .errors import BuildError, UnmappedNodeError, read_unmapped
 from .settings import setup_finn, vivado_available
+from .verification import VerificationData
 
 QMLP = "qmlp_brevitas.finn.steps."
 ESTIMATE_STEPS = [
@@ -46,21 +68,28 @@ HARDWARE_STEPS = [
     "step_deployment_package",
 ]
 DEFAULT_PART = "xczu7ev-ffvc1156-2-e"
+# A Xilinx part as Vivado names it: family and device, package and pin count, speed grade and
+# temperature/voltage suffixes (xc7z020clg400-1, xczu7ev-ffvc1156-2-e, xcvc1902-vsva2197-2MP-e-S).
+PART_NAME = re.compile(
+    r"x[acq](?:7[aksvz]\d{2,3}t?|[a-z]+\d+[a-z]*)-?[a-z]{2,5}\d{3,4}(?:-[0-9a-z]+)+", re.IGNORECASE
+)
 NO_VIVADO_MESSAGE = (
     "stopped after the estimates: IP generation, stitching and synthesis need Vivado/Vitis "
     "(set XILINX_VIVADO to go on with FINN's hardware steps)"
 )
 
 
-class BuildError(RuntimeError):
-    """A FINN build that did not finish; the message names the step and the cause."""
-
-
 @dataclass
 class BuildRequest:
-    """What to build: the exported model folder, where to, and for which device and speed."""
+    """What to build: a QONNX model, where to, and for which device and speed.
 
-    model_dir: str | Path
+    ``model`` is a run folder (its ``model.onnx``) or any ONNX file. ``verify_input`` is an input
+    to verify every stage on instead of the export's or a generated one
+    (:mod:`qmlp_brevitas.finn.verification`). Every setting is checked on construction, before
+    any folder is made or any FINN step runs.
+    """
+
+    model: str | Path
     out_dir: str | Path
     part: str | None = None
     board: str | None = None
@@ -68,39 +97,105 @@ class BuildRequest:
     target_fps: int | None = None
     folding_config: str | Path | None = None
     hardware: bool | None = None  # None: go on with the hardware steps when Vivado is there
+    verify_input: str | Path | None = None
+    seed: int = 0  # of a generated verification input
+    # qonnx's graph look-ups in constant time (same graph; see .fast_lookups)
+    fast_lookups: bool = True
+    # thresholds of this many output bits or more become Requant layers where exact
+    requant_bits: int | None = None
 
     def __post_init__(self):
         if self.part and self.board:
-            raise ValueError("give either --part or --board, not both")
+            raise ConfigError("give either --part or --board, not both")
+        if self.part is not None:
+            check_part(self.part)
+        if self.board is not None:
+            check_board(self.board)
         if (self.target_fps is None) == (self.folding_config is None):
-            raise ValueError("give a throughput target (--target-fps) or a folding config file")
+            raise ConfigError("give a throughput target (--target-fps) or a folding config file")
         if self.target_fps is not None and self.target_fps <= 0:
-            raise ValueError(f"--target-fps must be positive, got {self.target_fps}")
-        if self.clock_ns <= 0:
-            raise ValueError(f"--clock-ns must be positive, got {self.clock_ns}")
-        if self.folding_config is not None and not Path(self.folding_config).is_file():
-            raise FileNotFoundError(f"folding config file {self.folding_config} does not exist")
+            raise ConfigError(f"--target-fps must be positive, got {self.target_fps}")
+        if not self.clock_ns > 0:
+            raise ConfigError(f"--clock-ns must be positive, got {self.clock_ns}")
+        if self.requant_bits is not None and not 2 <= self.requant_bits <= 32:
+            raise ConfigError(f"--requant-bits must be 2 to 32, got {self.requant_bits}")
+        if self.folding_config is not None:
+            self.folding_config = Path(self.folding_config)
+            check_folding_config(self.folding_config)
+        if self.verify_input is not None and not Path(self.verify_input).is_file():
+            raise ConfigError(f"--input {self.verify_input} does not exist")
+        check_output_folder(self.out_dir)
+
+    @property
+    def model_path(self) -> Path:
+        """The ONNX file to build."""
+        model = Path(self.model)
+        return RunFolder(model).model if model.is_dir() else model
+
+
+def check_part(part: str) -> None:
+    """Refuse an FPGA part that is neither in FINN's tables nor a Xilinx part name."""
+    from finn.util.basic import part_map
+
+    if part in part_map.values() or PART_NAME.fullmatch(part):
+        return
+    raise ConfigError(
+        f"--part {part!r} is not a Xilinx FPGA part name (device-package-speed grade, as Vivado "
+        f"spells it, e.g. {DEFAULT_PART} or xc7z020clg400-1); FINN's boards use "
+        f"{', '.join(sorted(set(part_map.values())))}"
+    )
+
+
+def check_board(board: str) -> None:
+    """Refuse a board that FINN does not know (``finn.util.basic.part_map``)."""
+    from finn.util.basic import part_map
+
+    if board not in part_map:
+        raise ConfigError(
+            f"--board {board!r} is not a board FINN knows; choose one of "
+            f"{', '.join(sorted(part_map))}, or give the FPGA with --part"
+        )
+
+
+def check_folding_config(path: Path) -> None:
+    """Refuse a folding config that is missing or not a JSON object of per-layer settings."""
+    if not path.is_file():
+        raise ConfigError(f"folding config file {path} does not exist")
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"folding config {path} is not valid JSON ({err})") from err
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise ConfigError(
+            f"folding config {path} must be a JSON object of layer name -> settings, like FINN's "
+            "auto_folding_config.json of an earlier build"
+        )
 
 
 def make_config(request: BuildRequest, steps: list[str]):
-    """The ``DataflowBuildConfig`` of ``request`` (FINN must be set up)."""
+    """The ``DataflowBuildConfig`` of ``request`` (FINN must be set up).
+
+    Verification reads the build folder's ``verification/`` files and a folding config its copy
+    ``folding_config.json``; :func:`prepare_build` writes them before the build starts.
+    """
     from finn.builder.build_dataflow_config import (
         DataflowBuildConfig,
         DataflowOutputType,
         VerificationStepType,
     )
 
-    model_dir = Path(request.model_dir)
+    folder = BuildFolder(Path(request.out_dir).absolute())
     outputs = [DataflowOutputType.ESTIMATE_REPORTS]
     if any(step in steps for step in HARDWARE_STEPS):
         outputs += [DataflowOutputType.STITCHED_IP, DataflowOutputType.OOC_SYNTH]
     return DataflowBuildConfig(
-        output_dir=str(Path(request.out_dir).absolute()),
+        output_dir=str(folder.root),
         synth_clk_period_ns=request.clock_ns,
         fpga_part=None if request.board else (request.part or DEFAULT_PART),
         board=request.board,
         target_fps=request.target_fps,
-        folding_config_file=request.folding_config,
+        # FINN's field is a Path: its JSON and folding steps call Path methods on it.
+        folding_config_file=folder.folding_config if request.folding_config else None,
         generate_outputs=outputs,
         steps=steps,
         # MVAUs with embedded thresholds do not execute on token (3-D) streams.
@@ -111,57 +206,88 @@ def make_config(request: BuildRequest, steps: list[str]):
             VerificationStepType.QONNX_TO_FINN_PYTHON,
             VerificationStepType.TIDY_UP_PYTHON,
         ],
-        verify_input_npy=str((model_dir / INPUT_NAME).absolute()),
-        verify_expected_output_npy=str((model_dir / EXPECTED_NAME).absolute()),
+        verify_input_npy=str(folder.verify_input),
+        verify_expected_output_npy=str(folder.verify_expected_output),
         save_intermediate_models=True,
+        # FINN's default (9) unless exact Requant layers are asked for (see steps)
+        requant_bitwidth_threshold=request.requant_bits or 9,
     )
 
 
-def resolve_model_dir(run: str | Path | None = None, onnx: str | Path | None = None) -> Path:
-    """The folder with ``model.onnx``, ``input.npy`` and ``expected_output.npy`` to build."""
-    if run is not None and onnx is not None:
-        raise ValueError("give either --run or --onnx, not both")
-    model_dir = Path(onnx).parent if onnx is not None else Path(run)
-    onnx_path = Path(onnx) if onnx is not None else model_dir / "model.onnx"
-    load_onnx(onnx_path)  # clear error for a missing or corrupt file
-    if onnx_path.name != "model.onnx":
-        raise ValueError(f"{onnx_path}: the flow expects the export's model.onnx")
-    for name in (INPUT_NAME, EXPECTED_NAME):
-        if not (model_dir / name).is_file():
-            raise FileNotFoundError(
-                f"{model_dir / name} is missing: the build verifies every stage against the "
-                "export's input.npy and expected_output.npy; re-export with scripts/export_qonnx.py"
-            )
-    return model_dir
+def load_verification(request: BuildRequest) -> VerificationData:
+    """Read and check the model; its verification data (export's, given or generated)."""
+    from .verification import verification_data
+
+    model = load_onnx(request.model_path)  # a clear error for a missing or corrupt file
+    return verification_data(model, request.model_path, request.verify_input, request.seed)
 
 
-def run_build(request: BuildRequest) -> dict:
-    """Run the FINN build of ``request``; returns the summary (also in ``summary.json``)."""
-    out_dir = Path(request.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup_finn(out_dir / "finn_tmp")
+def prepare_build(
+    request: BuildRequest, data: VerificationData | None = None
+) -> tuple[BuildFolder, VerificationData]:
+    """Check the model, make its verification data (unless given), and start the build folder.
+
+    Outputs of an earlier build in the folder are removed first (``summary.json``, reports,
+    step models, verification data: a failed rebuild must not leave them pointing at files that
+    are gone), and ``summary.json`` says ``status: "running"``.
+    """
+    data = data or load_verification(request)
+    model_path = request.model_path
+    folder = BuildFolder(request.out_dir)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    # Read first: it may be an earlier build's report/auto_folding_config.json in this folder.
+    folding = Path(request.folding_config).read_text() if request.folding_config else None
+    for path in folder.stale_outputs():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    report.save_summary(folder, {"status": BUILD_RUNNING, "model": str(model_path.absolute())})
+    data.save(folder)
+    if folding is not None:
+        folder.folding_config.write_text(folding)
+    return folder, data
+
+
+def run_build(request: BuildRequest, verification: VerificationData | None = None) -> dict:
+    """Run the FINN build of ``request``; returns the summary (also in ``summary.json``).
+
+    ``verification`` is :func:`load_verification`'s result if the caller has it already. A
+    build that stops raises :class:`BuildError` (the step, the reason, the nodes that did not
+    map) after writing ``summary.json`` with ``status: "failed"`` and the same fields.
+    """
+    folder, data = prepare_build(request, verification)
+    setup_finn(folder.finn_tmp)
     from finn.builder.build_dataflow import build_dataflow_cfg
 
-    from . import report
+    from .fast_lookups import fast_graph_lookups
 
     hardware = vivado_available() if request.hardware is None else request.hardware
     steps = ESTIMATE_STEPS + (HARDWARE_STEPS if hardware else [])
     cfg = make_config(request, steps)
-    (out_dir / "build_config.json").write_text(cfg.to_json() + "\n")
+    folder.build_config.write_text(cfg.to_json() + "\n")
     start = time.time()
-    _clear_intermediate(out_dir)
+    lookups = fast_graph_lookups() if request.fast_lookups else contextlib.nullcontext()
     try:
-        status = build_dataflow_cfg(str(Path(request.model_dir) / "model.onnx"), cfg)
+        with lookups:
+            status = build_dataflow_cfg(str(request.model_path), cfg)
     except Exception as err:  # the step's own error, raised in a pytest session
-        raise BuildError(_failure(out_dir, steps, err)) from err
+        raise _failed(folder, request, steps, err) from err
     finally:
         _restore_streams()
     seconds = time.time() - start
     if status != 0:
-        raise BuildError(_failure(out_dir, steps, None))
-    summary = report.write_summary(out_dir, cfg, seconds, hardware)
-    summary["message"] = None if hardware else NO_VIVADO_MESSAGE
-    report.save_summary(out_dir, summary)
+        raise _failed(folder, request, steps, None)
+    summary = {
+        "status": BUILD_OK,
+        **report.write_summary(folder, cfg, seconds, hardware),
+        "model": str(request.model_path.absolute()),
+        "verification_source": data.source,
+        "verification_note": data.note,
+        "folding_config": str(request.folding_config) if request.folding_config else None,
+        "message": None if hardware else NO_VIVADO_MESSAGE,
+    }
+    report.save_summary(folder, summary)
     return summary
 
 
@@ -175,38 +301,126 @@ def _restore_streams() -> None:
             setattr(sys, name, stream.console)
 
 
-def _failure(out_dir: Path, steps: list[str], err: Exception | None) -> str:
-    """One line: the step that failed and the cause, from the error or FINN's build log."""
-    from .steps import UnmappedNodeError
+def _failed(
+    folder: BuildFolder, request: BuildRequest, steps: list[str], err: Exception | None
+) -> BuildError:
+    """The :class:`BuildError` of a build that stopped; ``summary.json`` marked failed."""
+    done = {p.stem for p in folder.intermediate_models.glob("*.onnx")}
+    step = next((s.split(".")[-1] for s in steps if s.split(".")[-1] not in done), "?")
+    unmapped = read_unmapped(folder.unmapped_nodes)
+    if unmapped:
+        reason = str(UnmappedNodeError(unmapped))
+    elif isinstance(err, QMLPError):
+        reason = str(err)
+    elif err is not None:
+        reason = f"{type(err).__name__}: {err}"
+    else:
+        reason = _log_error(folder)
+    error = BuildError(step, reason, folder.build_log, unmapped)
+    report.save_summary(
+        folder,
+        {
+            "status": BUILD_FAILED,
+            "model": str(request.model_path.absolute()),
+            "failed_step": step,
+            "reason": reason,
+            "unmapped_nodes": [asdict(n) for n in unmapped],
+            "log": str(folder.build_log),
+        },
+    )
+    return error
 
-    done = _finished_steps(out_dir)
-    failed = next((s.split(".")[-1] for s in steps if s.split(".")[-1] not in done), "?")
-    if isinstance(err, UnmappedNodeError) or isinstance(err, ValueError):
-        return f"{failed}: {err}"
-    cause = f"{type(err).__name__}: {err}" if err is not None else _log_error(out_dir)
-    return f"FINN build failed in {failed}: {cause} (log: {out_dir / 'build_dataflow.log'})"
 
-
-def _clear_intermediate(out_dir: Path) -> None:
-    """Remove the step models of an earlier build in ``out_dir`` (they name finished steps)."""
-    folder = out_dir / "intermediate_models"
-    if folder.is_dir():
-        for path in folder.glob("*.onnx"):
-            path.unlink()
-
-
-def _finished_steps(out_dir: Path) -> set[str]:
-    folder = out_dir / "intermediate_models"
-    return {p.stem for p in folder.glob("*.onnx")} if folder.is_dir() else set()
-
-
-def _log_error(out_dir: Path) -> str:
-    log = out_dir / "build_dataflow.log"
-    if not log.exists():
+def _log_error(folder: BuildFolder) -> str:
+    """The error FINN logged (it catches a step's error and logs only its message)."""
+    if not folder.build_log.exists():
         return "no build log"
-    lines = [line for line in log.read_text().splitlines() if "ERROR" in line]
+    lines = [line for line in folder.build_log.read_text().splitlines() if "ERROR" in line]
     for line in lines:
         for marker in ("FINN ERROR:", "FINN INTERNAL COMPILER ERROR:"):
             if marker in line:
                 return line.split(marker, 1)[1].strip()
     return lines[-1].strip() if lines else "see the build log"
+
+
+def budget_part(request: BuildRequest) -> str:
+    """The FPGA part a resource budget is measured against: ``--part``, the part of
+    ``--board`` (FINN's ``part_map``, as FINN resolves it), or the default part."""
+    if request.board is not None:
+        from finn.util.basic import part_map
+
+        return part_map[request.board]
+    return request.part or DEFAULT_PART
+
+
+def check_budget(request: BuildRequest, budget_text: str | None) -> dict[str, float]:
+    """The budget of ``budget_text`` (``"LUT=30000,DSP=200"``; resources not named: the part's
+    capacity) for ``request``'s part; a :class:`~qmlp_brevitas.finn.parts.BudgetError` or
+    :class:`~qmlp_brevitas.finn.parts.UnknownPartError` before anything is built."""
+    from .parts import parse_budget
+
+    return parse_budget(budget_text, budget_part(request))
+
+
+def run_budget_build(
+    request: BuildRequest,
+    budget_text: str | None,
+    verification: VerificationData | None = None,
+    log=print,
+) -> dict:
+    """The highest-fps folding within a resource budget, confirmed by a build.
+
+    The budget is checked first (:func:`check_budget`). A first build at ``request``'s target
+    (the build folder's ``search_base``) gives the folded graph; the folding search
+    (:func:`qmlp_brevitas.finn.folding_search.search_folding`) picks PE/SIMD per layer from the
+    cost models within the budget; then the chosen folding is built into ``request``'s output
+    folder, verified on the same data as the first build. The summary gets ``folding_search``:
+    budget, the search's estimate, what stopped it and whether the build fits; the search with
+    its trace is also written to the folder's ``folding_search.json``. A budget that even the
+    smallest folding exceeds raises :class:`~qmlp_brevitas.finn.folding_search.BudgetTooSmallError`.
+    """
+    from dataclasses import replace
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from ..export import write_json
+    from .folding_search import search_folding
+    from .layer_costs import fits, stream_costs
+    from .parts import parse_budget
+
+    check_budget(request, budget_text)
+    data = verification or load_verification(request)
+    folder = BuildFolder(request.out_dir)
+    base = replace(request, out_dir=folder.search_base.root)
+    log(f"folding search: first build in {base.out_dir}")
+    base_summary = run_build(base, data)
+    fpgapart = base_summary["fpga_part"]
+    budget = parse_budget(budget_text, fpgapart)
+    model = ModelWrapper(str(folder.search_base.search_model))
+    final = ModelWrapper(str(folder.search_base.final_model))
+    fifos = [c for c in stream_costs(final, fpgapart) if c.op_type == "StreamingFIFO"]
+    result = search_folding(model, fpgapart, request.clock_ns, budget, fifos)
+    log(
+        f"folding search: {result.estimated_fps:,.0f} frames/s modelled after {result.steps} "
+        f"moves; stopped: {result.limited_by}"
+    )
+    folder.root.mkdir(parents=True, exist_ok=True)
+    folder.folding_config.write_text(json.dumps(result.folding_config(), indent=2) + "\n")
+    record = {
+        "budget": budget,
+        "search_estimated_fps": result.estimated_fps,
+        "search_totals": result.totals,
+        "search_bottleneck": result.bottleneck,
+        "limited_by": result.limited_by,
+        "steps": result.steps,
+        "folding_config": str(folder.folding_config),
+    }
+    try:
+        summary = run_build(
+            replace(request, target_fps=None, folding_config=folder.folding_config), data
+        )
+    finally:  # after the build cleared the folder's earlier outputs; also when it failed
+        write_json(folder.folding_search, {**record, "trace": result.trace})
+    summary["folding_search"] = {**record, "confirmed_fits": fits(summary["totals"], budget)}
+    report.save_summary(folder, summary)
+    return summary

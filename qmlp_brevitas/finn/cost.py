@@ -15,44 +15,53 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from pathlib import Path
 
-from ..export import EXPECTED_NAME, INPUT_NAME, write_json
-from .build import DEFAULT_PART, BuildError, BuildRequest
+from ..errors import RunFolderError
+from ..export import write_json
+from ..layout import BuildFolder, RunFolder
+from .build import DEFAULT_PART, BuildRequest
+from .errors import BuildError, UnmappedNode
 
-COST_NAME = "hardware.json"
-_NODE = re.compile(r"node (\S+) \((\w+)\)")
-_STEP = re.compile(r"\b(step_\w+)")
+# Bumped when the saved cost changes its fields: a saved cost of another format is built again.
+COST_FORMAT = 3
 
 
 def cost_dir(run_dir: str | Path, target_fps: int) -> Path:
-    return Path(run_dir) / f"fpga-{target_fps}fps"
+    return RunFolder(run_dir).cost_build(target_fps).root
 
 
 def _request_key(target_fps: int, clock_ns: float, part: str) -> dict:
-    return {"target_fps": target_fps, "clock_ns": clock_ns, "part": part}
+    return {"target_fps": target_fps, "clock_ns": clock_ns, "part": part, "format": COST_FORMAT}
 
 
-def failure_reason(message: str, mismatch: str = "") -> str:
-    """A short form of a build error: the node that did not map, or the failing step; with the
-    verified stages that did not match, if any."""
-    node, step = _NODE.search(message), _STEP.search(message)
-    if node:
-        reason = f"{node.group(2)} node {node.group(1)} not mappable"
-        reason += f" ({step.group(1)})" if step else ""
+def failure_reason(cost: dict) -> str:
+    """A short form of why a build did not compile, from the cost's fields: the node that did
+    not map (and the step), or the failing step and its reason; with the verified stages that
+    did not match before that, if any."""
+    unmapped = cost.get("unmapped_nodes") or []
+    if unmapped:
+        first = UnmappedNode(**unmapped[0])
+        reason = f"{first.op_type} node {first.node} not mappable ({cost['failed_step']})"
     else:
-        reason = message if len(message) <= 120 else message[:117] + "..."
+        reason = f"{cost['failed_step']}: {cost['reason']}"
+        reason = reason if len(reason) <= 120 else reason[:117] + "..."
+    mismatch = mismatch_text(cost.get("mismatched_stages") or [])
     return f"{reason}; before that, {mismatch}" if mismatch else reason
 
 
-def _mismatched_stages(out_dir: Path) -> str:
-    """The verified stages of a build that did not match the export, as text ('' if none)."""
-    from .steps import read_verification  # FINN is set up once a build has run
-
-    stages = read_verification(out_dir)
-    bad = [f"{k} ({v['max_abs_diff']:.3g})" for k, v in stages.items() if not v["ok"]]
+def mismatch_text(stages: list[dict]) -> str:
+    """The verified stages that did not match the export, as text ('' if none)."""
+    bad = [f"{s['stage']} ({s['max_abs_diff']:.3g})" for s in stages]
     return "stage " + ", ".join(bad) + " did not match the export" if bad else ""
+
+
+def _mismatched_stages(folder: BuildFolder) -> list[dict]:
+    return [
+        {"stage": stage, "max_abs_diff": result["max_abs_diff"]}
+        for stage, result in folder.read_verification().items()
+        if not result["ok"]
+    ]
 
 
 def cost_from_summary(summary: dict) -> dict:
@@ -67,7 +76,7 @@ def cost_from_summary(summary: dict) -> dict:
         "latency_ms": summary["estimated_latency_ns"] / 1e6,
         "bottleneck": summary["bottleneck"],
         **{k: summary["totals"][k] for k in ("LUT", "BRAM_18K", "DSP")},
-        "layers_without_estimate": len(summary["missing_resource_estimates"]),
+        "layers_modelled_lut": len(summary["finn_missing_lut_estimates"]),
         "build_seconds": summary["build_seconds"],
     }
 
@@ -81,60 +90,58 @@ def hardware_cost(
     """The FINN estimate cost of the export in ``run_dir`` (built once, then read back).
 
     Returns ``compiles`` (every node a FINN hardware layer) and, when it does, ``verified``,
-    ``fps``, ``LUT``, ``BRAM_18K``, ``DSP`` and ``layers_without_estimate``; when it does not,
+    ``fps``, ``LUT``, ``BRAM_18K``, ``DSP`` (all layers, FINN's estimates or the project's
+    models) and ``layers_modelled_lut``; when it does not,
     ``reason`` (the node or step that stopped the build). FINN's output goes to the build
     folder's ``build_console.log``.
     """
     from .build import run_build
 
-    run_dir = Path(run_dir)
-    for name in ("model.onnx", INPUT_NAME, EXPECTED_NAME):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(
-                f"{run_dir / name} is missing: the hardware cost needs the run's QONNX export "
-                "(train with --export, or run scripts/export_qonnx.py --run on it)"
-            )
-    out = cost_dir(run_dir, target_fps)
+    run = RunFolder(run_dir)
+    if not run.has_export():
+        raise RunFolderError(
+            f"{run.root} has no QONNX export (model.onnx, input.npy, expected_output.npy): the "
+            "hardware cost needs it (train with --export, or run qmlp-export on its checkpoint)"
+        )
+    folder = run.cost_build(target_fps)
     key = _request_key(target_fps, clock_ns, part)
-    cached = out / COST_NAME
-    if cached.is_file():
-        saved = json.loads(cached.read_text())
+    if folder.hardware_cost.is_file():
+        saved = json.loads(folder.hardware_cost.read_text())
         if saved.get("request") == key:
             return saved
-    out.mkdir(parents=True, exist_ok=True)
     request = BuildRequest(
-        run_dir, out, part=part, clock_ns=clock_ns, target_fps=target_fps, hardware=False
+        run.root, folder.root, part=part, clock_ns=clock_ns, target_fps=target_fps, hardware=False
     )
-    with open(out / "build_console.log", "w") as log, contextlib.redirect_stdout(log):
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with open(folder.console_log, "w") as log, contextlib.redirect_stdout(log):
         with contextlib.redirect_stderr(log):
             try:
                 cost = cost_from_summary(run_build(request))
             except BuildError as err:
-                mismatch = _mismatched_stages(out)
                 cost = {
                     "compiles": False,
-                    "reason": failure_reason(str(err), mismatch),
-                    "error": str(err),
-                    "mismatch": mismatch,
+                    "failed_step": err.step,
+                    "reason": err.reason,
+                    "unmapped_nodes": [vars(n) for n in err.unmapped],
+                    "mismatched_stages": _mismatched_stages(folder),
                 }
     cost["request"] = key
-    write_json(cached, cost)
+    write_json(folder.hardware_cost, cost)
     return cost
 
 
-LUT_COLUMN = "LUT (layers with estimate)"
+LUT_COLUMN = "LUT (all layers)"
 
 
 def cost_columns(cost: dict) -> dict[str, object]:
     """The table cells of one cost: FINN mapping, frames/s and resource totals.
 
-    FINN gives no LUT estimate for MVAU_rtl (DSP-based) and none at all for some HLS layers, so
-    the LUT total covers thresholds, the sliding window and the other layers that have one.
+    The totals cover every layer: FINN's estimate where it has one, the project's model
+    otherwise (:mod:`qmlp_brevitas.finn.layer_costs`).
     """
     fps_column = f"fps (target {cost['request']['target_fps']})"
     if not cost["compiles"]:
-        reason = failure_reason(cost["error"], cost.get("mismatch", ""))
-        cells = {"FINN": f"no: {reason}"}
+        cells = {"FINN": f"no: {failure_reason(cost)}"}
         return {**cells, fps_column: "", LUT_COLUMN: "", "DSP": "", "BRAM_18K": ""}
     verdict = f"yes, {cost['layers']} layers" + ("" if cost["verified"] else ", MISMATCH")
     return {

@@ -14,23 +14,14 @@ from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
-from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from .custom_op import DOMAIN as PROJECT_DOMAIN
-from .custom_op import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from ..errors import QMLPError
+from .domains import HLS_DOMAIN, HW_DOMAIN, QMLP_HW_DOMAIN, QMLP_RTL_DOMAIN, RTL_DOMAIN
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
-SPECIALISED_SUFFIX = {
-    HW_DOMAIN + ".hls": "_hls",
-    HW_DOMAIN + ".rtl": "_rtl",
-    PROJECT_RTL_DOMAIN: "_rtl",
-}
-
-
-def is_hw_layer(node: NodeProto) -> bool:
-    """A FINN HW layer or one of the project's (generic or specialised)."""
-    return node.domain.startswith(HW_DOMAIN) or node.domain.startswith(PROJECT_DOMAIN)
+SPECIALISED_SUFFIX = {HLS_DOMAIN: "_hls", RTL_DOMAIN: "_rtl", QMLP_RTL_DOMAIN: "_rtl"}
+PROJECT_DOMAIN = QMLP_HW_DOMAIN
+PROJECT_RTL_DOMAIN = QMLP_RTL_DOMAIN
 
 
 def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
@@ -47,7 +38,7 @@ def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
     return copy
 
 
-class PartitionError(ValueError):
+class PartitionError(QMLPError, ValueError):
     """A dataflow parent model without exactly one partition."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import QMLPError
+
 _XSI_NAMES = (
     "SimEngine",
     "locate_glbl",
@@ -27,7 +29,7 @@ _XSI_NAMES = (
 NO_VIVADO_PLACEHOLDER = "vivado-not-installed"
 
 
-class VivadoRequiredError(RuntimeError):
+class VivadoRequiredError(QMLPError, RuntimeError):
     """A step that needs Vivado/Vitis (XSI simulation, IP generation, synthesis) was reached."""
 
 

@@ -4,7 +4,7 @@ Each step is ``step_x(model, cfg) -> model`` like FINN's own (``finn.builder.bui
 and resolves by its dotted name (``qmlp_brevitas.finn.steps.step_qmlp_streamline``). FINN must be
 set up (:func:`qmlp_brevitas.finn.settings.setup_finn`) before this module is imported.
 
-The stages verified against the export's ``input.npy``/``expected_output.npy`` with
+The stages verified against the build's verification input and expected output with
 ``execute_onnx`` are written to ``report/verification.json`` (stage -> max abs difference).
 
 Specialisation: ``step_qmlp_specialize_layers`` is FINN's ``step_specialize_layers`` that keeps
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,6 @@ from finn.transformation.streamline.absorb import AbsorbTransposeIntoMultiThresh
 from finn.transformation.streamline.extract_norm_scale_bias import ExtractNormScaleBias
 from finn.transformation.streamline.reorder import MoveLinearPastEltwiseAdd, MoveMulPastFork
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-from finn.util.exception import FINNUserError
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
@@ -45,7 +45,10 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.cleanup import cleanup_model
 
-from .generic import execute_in_parent, is_hw_layer
+from ..layout import BuildFolder
+from .domains import is_hw_layer
+from .errors import UnmappedNode, UnmappedNodeError, write_unmapped
+from .generic import execute_in_parent
 from .host_io import join_host_io, split_host_io
 from .project_ops import (
     SetProjectFolding,
@@ -70,6 +73,7 @@ from .transforms import (
     OutputDequantToHost,
     ReduceMeanToGlobalAccPool,
     SlicesToSplit,
+    ThresholdsToRequant,
     TidyOnChangeComposed,
     ZeroPointQuantToThresholds,
     output_dequant_tail,
@@ -78,13 +82,11 @@ from .transforms import (
 )
 from .transforms.infer_int_layernorm import unconverted_reason
 
-VERIFICATION_FILE = "verification.json"
 PARENT_MODEL = "dataflow_parent.onnx"
 MAX_STREAMLINE_ROUNDS = 8
-
-
-class UnmappedNodeError(FINNUserError, ValueError):
-    """A compute node that did not become a FINN hardware layer."""
+# Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
+MAX_THRESHOLD_BITS = 8
+NO_FINN_REQUANT = 33
 
 
 def verify_stage(
@@ -115,8 +117,10 @@ def verify_stage(
         "atol": cfg.verification_atol,
         "seconds": round(time.time() - start, 2),
     }
-    path = cfg.get_report_directory() / VERIFICATION_FILE
-    results = json.loads(path.read_text()) if path.exists() else {}
+    folder = BuildFolder(cfg.output_dir)
+    path = folder.verification_report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = folder.read_verification()
     results[stage] = result
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(
@@ -197,16 +201,15 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     return model
 
 
-def unmapped_nodes(model: ModelWrapper) -> list[tuple[str, str, str]]:
-    """``(name, op_type, why)`` of every node that is not a hardware layer, apart from the
-    output de-quantization left to the host (:class:`OutputDequantToHost`)."""
+def unmapped_nodes(model: ModelWrapper) -> list[UnmappedNode]:
+    """Every node that is not a hardware layer (FINN's or this project's), and why, apart from
+    the output de-quantization left to the host (:class:`OutputDequantToHost`)."""
     host = {n.name for n in output_dequant_tail(model)}
-    found = []
-    for node in model.graph.node:
-        if is_hw_layer(node) or node.name in host:
-            continue
-        found.append((node.name, node.op_type, _why_unmapped(model, node)))
-    return found
+    return [
+        UnmappedNode(node.name, node.op_type, _why_unmapped(model, node))
+        for node in model.graph.node
+        if not is_hw_layer(node.domain) and node.name not in host
+    ]
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
@@ -237,16 +240,14 @@ def _negative_scale_hint(model: ModelWrapper, node) -> str:
     )
 
 
-def check_all_hw(model: ModelWrapper) -> None:
-    """Raise :class:`UnmappedNodeError` naming the first node that is not a hardware layer."""
+def check_all_hw(model: ModelWrapper, report: Path | None = None) -> None:
+    """Raise :class:`UnmappedNodeError` (fields of the first node that is not a hardware layer,
+    and all of them); with ``report``, also write them there as JSON first."""
     missing = unmapped_nodes(model)
     if missing:
-        name, op_type, why = missing[0]
-        others = f" ({len(missing) - 1} more: {', '.join(n for n, _, _ in missing[1:])})"
-        raise UnmappedNodeError(
-            f"node {name} ({op_type}) cannot be mapped to a FINN hardware layer: {why}"
-            + (others if len(missing) > 1 else "")
-        )
+        if report is not None:
+            write_unmapped(report, missing)
+        raise UnmappedNodeError(missing)
 
 
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -255,14 +256,18 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 
     The input quantizer (with its layout nodes) is set aside for the host
     (:mod:`~qmlp_brevitas.finn.host_io`), so that the accelerator takes integers; FINN's
-    partitioning leaves it in the parent model. After FINN's conversion the integer LayerNorms
-    become the project's ``IntLayerNorm`` layer. Expects ``cfg.standalone_thresholds``
+    partitioning leaves it in the parent model. Expects ``cfg.standalone_thresholds``
     (thresholds as their own layer, since MVAUs with embedded thresholds do not execute on token
     streams) and ``infer_shuffle_skip_first=False`` (every other transpose becomes a
-    ``Shuffle``). A ``Shuffle`` that keeps the element order becomes a ``Reshape``
-    (:class:`OrderPreservingShuffleToReshape`), and the float output scale and bias of the
-    logits stay ONNX nodes for the host (:class:`OutputDequantToHost`). Verified as stage
-    ``hw_layers``.
+    ``Shuffle``). With ``cfg.requant_bitwidth_threshold`` at 8 bits or less
+    (``fpga/build.py --requant-bits``), thresholds of that many output bits become FINN
+    ``Requant`` layers where that is exact
+    (:class:`~qmlp_brevitas.finn.transforms.ThresholdsToRequant`), in place of FINN's own
+    conversion. After FINN's conversion the integer LayerNorms become the project's
+    ``IntLayerNorm`` layer, a ``Shuffle`` that keeps the element order becomes a ``Reshape``
+    (:class:`~qmlp_brevitas.finn.transforms.OrderPreservingShuffleToReshape`), and the float
+    output scale and bias of the logits stay ONNX nodes for the host (:class:`OutputDequantToHost`).
+    Verified as stage ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
@@ -270,14 +275,21 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     model = model.transform(InferSplitLayer())
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
-    model = step_convert_to_hw(model, cfg)
+    requant_bits = cfg.requant_bitwidth_threshold
+    if requant_bits is not None and requant_bits <= MAX_THRESHOLD_BITS:
+        # FINN's own conversion accepts thresholds uniform within 1 %: use the exact one.
+        model = step_convert_to_hw(model, replace(cfg, requant_bitwidth_threshold=NO_FINN_REQUANT))
+        model = model.transform(ThresholdsToRequant(requant_bits, cfg._resolve_fpga_part()))
+    else:
+        model = step_convert_to_hw(model, cfg)
     # after FINN's conversion: its ElementwiseAdd types the residual sum (INT<a+1>), where
     # qonnx's inference of the plain Add gave INT32
     model = model.transform(InferIntLayerNorm())
+    # A transpose that keeps the element order (the 1-channel input image) needs no shuffle.
     model = model.transform(OrderPreservingShuffleToReshape())
     model = model.transform(OutputDequantToHost())
     model = model.transform(InferShapes()).transform(InferDataTypes())
-    check_all_hw(model)
+    check_all_hw(model, BuildFolder(cfg.output_dir).unmapped_nodes)
     model = join_host_io(model, host)
     verify_stage(model, cfg, "hw_layers")
     return model
@@ -372,9 +384,3 @@ def step_qmlp_generate_estimate_reports(
     hls/rtl domains, so the step runs with the project's layers presented there
     (:func:`~qmlp_brevitas.finn.project_ops.in_finn_view`)."""
     return in_finn_view(step_generate_estimate_reports)(model, cfg)
-
-
-def read_verification(output_dir: str | Path) -> dict:
-    """The stage results written by :func:`verify_stage`, or an empty dict."""
-    path = Path(output_dir) / "report" / VERIFICATION_FILE
-    return json.loads(path.read_text()) if path.exists() else {}

@@ -6,7 +6,7 @@ and a cocotb testbench instead, and every output word is compared with FINN's re
 execution of the layer.
 
 * :mod:`.node` -- FINN's side: HDL generation, input streams, reference output words.
-* :mod:`.patches` -- Verilator patches (``fpga/patches``) applied to copies of the HDL.
+* :mod:`.patches` -- Verilator patches (``verilator_patches/``) applied to copies of the HDL.
 * :mod:`.toolchain` -- Verilator builds through cocotb's runner, cached by configuration.
 * :mod:`.testbench` -- the cocotb AXI-stream testbench (bubbles and back-pressure).
 * :mod:`.layer` -- one layer: generate, build, stream, compare, count cycles.

@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qmlp_brevitas.finn.generic import PartitionError, execute_in_parent, is_hw_layer
+from qmlp_brevitas.errors import CheckFailedError
+from qmlp_brevitas.export import load_onnx
+from qmlp_brevitas.finn.domains import is_hw_layer
+from qmlp_brevitas.finn.generic import PartitionError, execute_in_parent
+from qmlp_brevitas.layout import BuildFolder, BuildFolderError
 from qmlp_brevitas.rtlsim import node as finn_node
 from qmlp_brevitas.rtlsim.layer import (
     BACKPRESSURE,
@@ -31,102 +34,33 @@ from qmlp_brevitas.rtlsim.layer import (
 from qmlp_brevitas.rtlsim.reference import execution_context
 from qmlp_brevitas.rtlsim.toolchain import ToolchainError
 
-REPORT_NAME = "rtlsim.json"
 HLS_REASON = "HLS variant: building it needs Vitis HLS, not available here"
 
 
-class BuildFolderError(ValueError):
-    """A build folder without what the RTL check needs; the message says what to do."""
+class NothingToCheckError(CheckFailedError):
+    """A model without FINN RTL layers: an RTL check of it would check nothing."""
 
 
-def _json_strings(obj) -> list[tuple[str, str]]:
-    """All (key, string value) pairs in a nested JSON object."""
-    out: list[tuple[str, str]] = []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if isinstance(value, str):
-                out.append((str(key), value))
-            else:
-                out += _json_strings(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            out += _json_strings(value)
-    return out
+def load_model(path: str | Path) -> ModelWrapper:
+    """A specialised model given with ``--model``; a clear error for a missing or corrupt file
+    and for a model without RTL layers."""
+    model = load_onnx(path)
+    if not any(finn_node.is_rtl_layer(n) for n in model.graph.node):
+        ops = sorted({n.op_type for n in model.graph.node})
+        raise NothingToCheckError(
+            f"{path} has no FINN RTL layers (*_rtl; its ops: {', '.join(ops)}), so there is "
+            "nothing to simulate; pass the folded, specialised model of a FINN build "
+            f"({BuildFolder('BUILD').final_model})"
+        )
+    return model
 
 
-def _resolve(build_dir: Path, value: str) -> Path | None:
-    for candidate in (Path(value), build_dir / value):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _has_rtl_layers(path: Path) -> bool:
-    proto = onnx.load(str(path), load_external_data=False)
-    return any(finn_node.is_rtl_layer(n) for n in proto.graph.node)
-
-
-def find_final_model(build_dir: Path) -> Path:
-    """The build's final specialised model: named in ``summary.json``, else the newest
-    model in ``intermediate_models/`` that has RTL layers."""
-    summary = _summary(build_dir)
-    named = [
-        (key, path)
-        for key, value in _json_strings(summary)
-        if value.endswith(".onnx") and (path := _resolve(build_dir, value)) is not None
-    ]
-    finals = [p for k, p in named if "final" in k.lower()] or [p for _, p in named]
-    for path in reversed(finals):
-        if _has_rtl_layers(path):
-            return path
-    models = sorted(
-        (build_dir / "intermediate_models").glob("*.onnx"), key=lambda p: p.stat().st_mtime
-    )
-    for path in reversed(models):
-        if _has_rtl_layers(path):
-            return path
-    raise BuildFolderError(
-        f"no model with FINN RTL layers (*_rtl) found in {build_dir} (summary.json or "
-        "intermediate_models/); run the FINN build (python fpga/build.py) to the folded, "
-        "specialised model first, or pass --model"
-    )
-
-
-def find_verification_input(build_dir: Path) -> Path:
-    """The build's verification input: named in ``summary.json`` or ``input.npy``."""
-    summary = _summary(build_dir)
-    for key, value in _json_strings(summary):
-        if value.endswith(".npy") and "input" in (key + Path(value).name).lower():
-            path = _resolve(build_dir, value)
-            if path is not None:
-                return path
-    for path in (build_dir / "input.npy", build_dir / "verification" / "input.npy"):
-        if path.is_file():
-            return path
-    raise BuildFolderError(
-        f"no verification input found in {build_dir} (summary.json or input.npy); pass --input "
-        "with the .npy used for the build's verification (the export's input.npy)"
-    )
-
-
-def _summary(build_dir: Path) -> dict:
-    path = build_dir / "summary.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise BuildFolderError(f"{path} is not valid JSON ({err})") from err
-
-
-def _setting(summary: dict, names: tuple[str, ...]):
-    for key, value in _json_strings(summary):
-        if key in names:
-            return value
-    for name in names:
-        if isinstance(summary.get(name), int | float):
-            return summary[name]
-    return None
+def build_settings(folder: BuildFolder) -> tuple[str, float]:
+    """FPGA part and clock period of the build in ``folder`` (defaults without a summary)."""
+    if not folder.summary.is_file():
+        return DEFAULT_FPGAPART, DEFAULT_CLK_NS
+    summary = folder.read_summary()
+    return summary["fpga_part"] or DEFAULT_FPGAPART, float(summary["clock_ns"] or DEFAULT_CLK_NS)
 
 
 def fit_input(model: ModelWrapper, value: np.ndarray) -> dict[str, np.ndarray]:
@@ -159,7 +93,7 @@ def partition_input(
     (``intermediate_models/dataflow_parent.onnx``) is executed with its
     StreamingDataflowPartition node pointing at (a Python-executable copy of) ``model``.
     """
-    parent_path = build_dir / "intermediate_models" / "dataflow_parent.onnx"
+    parent_path = BuildFolder(build_dir).dataflow_parent
     if not parent_path.is_file():
         raise BuildFolderError(
             f"the model's input does not match the verification input and {parent_path} "
@@ -180,7 +114,7 @@ def layer_coverage(model: ModelWrapper, results: dict[str, LayerResult]) -> dict
     total = checked = 0
     simulated, not_simulated = [], []
     for node in model.graph.node:
-        if not is_hw_layer(node):
+        if not is_hw_layer(node.domain):
             continue
         res = results.get(node.name)
         macs = res.macs if res is not None else finn_node.mac_count(finn_node.hw_op(node))
@@ -230,23 +164,20 @@ def check_build(
     build_dir = Path(build_dir).resolve()
     if not build_dir.is_dir():
         raise BuildFolderError(f"build folder {build_dir} does not exist; run fpga/build.py")
-    summary = _summary(build_dir)
-    model_path = Path(model_path).resolve() if model_path else find_final_model(build_dir)
-    input_path = Path(input_path).resolve() if input_path else find_verification_input(build_dir)
-    for path in (model_path, input_path):
-        if not path.is_file():
-            raise BuildFolderError(f"{path} does not exist")
-    fpgapart = fpgapart or _setting(summary, ("fpga_part", "fpgapart", "part")) or DEFAULT_FPGAPART
-    clk_ns = float(
-        clk_ns or _setting(summary, ("clk_ns", "synth_clk_period_ns", "clock_ns")) or DEFAULT_CLK_NS
-    )
+    folder = BuildFolder(build_dir)
+    model_path = Path(model_path).resolve() if model_path else folder.final_model_path()
+    model = load_model(model_path)
+    input_path = Path(input_path).resolve() if input_path else folder.verification_input_path()
+    if not input_path.is_file():
+        raise BuildFolderError(f"verification input {input_path} does not exist")
+    part, clock = build_settings(folder)
+    fpgapart, clk_ns = fpgapart or part, float(clk_ns or clock)
     finn_node.ensure_finn_settings()
-    model = ModelWrapper(str(model_path))
     raw_input = np.load(input_path)
     try:
         model_input = fit_input(model, raw_input)
     except BuildFolderError:
-        model_input = partition_input(build_dir, model, raw_input, build_dir / "rtlsim")
+        model_input = partition_input(build_dir, model, raw_input, folder.rtlsim_dir)
     context = execution_context(model, model_input)
     rtl_nodes = [n for n in model.graph.node if finn_node.is_rtl_layer(n)]
     if layers:
@@ -255,7 +186,7 @@ def check_build(
             names = [n.name for n in rtl_nodes]
             raise BuildFolderError(f"no RTL layers named {unknown} in {model_path}; it has {names}")
         rtl_nodes = [n for n in rtl_nodes if n.name in layers]
-    out_root = build_dir / "rtlsim"
+    out_root = folder.rtlsim_dir
     cache = Path(cache_dir).resolve() if cache_dir else out_root / "cache"
     modes = (FULL_RATE, BACKPRESSURE) if backpressure else (FULL_RATE,)
     results: dict[str, LayerResult] = {}
@@ -284,7 +215,7 @@ def check_build(
         "errors": [r.name for r in results.values() if r.status == "error"],
         "time_s": time.perf_counter() - start,
     }
-    (build_dir / REPORT_NAME).write_text(json.dumps(report, indent=1))
+    folder.rtlsim_report.write_text(json.dumps(report, indent=1))
     return report
 
 
@@ -324,6 +255,7 @@ def format_report(report: dict, table: bool = True) -> str:
         rows.append(f"  not simulated: {item['layer']} ({item['op']}): {item['reason']}")
     rows.append(
         f"mismatches: {report['mismatches']}; errors: {len(report['errors'])}; "
-        f"time {report['time_s']:.1f} s; written to {Path(report['build_dir']) / REPORT_NAME}"
+        f"time {report['time_s']:.1f} s; written to "
+        f"{BuildFolder(report['build_dir']).rtlsim_report}"
     )
     return "\n".join(rows)

@@ -23,6 +23,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from qmlp_brevitas.errors import CheckFailedError
 from qmlp_brevitas.rtlsim.harness import DesignRun, Drive, full_fifos, run_design
 from qmlp_brevitas.rtlsim.stitch import StitchedDesign
 
@@ -30,7 +31,7 @@ MIN_DEPTH = 2
 GAUGE_FRAMES = 3
 
 
-class FifoSizingError(RuntimeError):
+class FifoSizingError(CheckFailedError):
     """The gauge simulation did not deliver every frame; the message says what stopped."""
 
 

@@ -21,10 +21,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.util.basic import qonnx_make_model
 
+from qmlp_brevitas.finn.domains import HW_DOMAIN
 from qmlp_brevitas.rtlsim.layer import DEFAULT_FPGAPART
 from qmlp_brevitas.rtlsim.node import ensure_finn_settings, is_rtl_layer
-
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
 
 def _wrap(node, in_shape, out_shape, idt: DataType, odt: DataType) -> ModelWrapper:

@@ -1,9 +1,9 @@
 """Simulate one FINN RTL layer with Verilator and compare every output word with FINN.
 
 For a ``*_rtl`` node: FINN generates its HDL, the sources are copied into the layer's folder
-and patched for Verilator (``fpga/patches``), the simulator is built (or taken from the cache),
-and the cocotb testbench streams FINN's input words through it, once at full rate (for the
-cycle count) and once with random TVALID bubbles and TREADY back-pressure. Each received word
+and patched for Verilator (``verilator_patches/``), the simulator is built (or taken from the
+cache), and the cocotb testbench streams FINN's input words through it, once at full rate (for
+the cycle count) and once with random TVALID bubbles and TREADY back-pressure. Each received word
 is compared with FINN's reference output of the node.
 """
 

@@ -18,10 +18,9 @@ import numpy as np
 from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qmlp_brevitas.finn.custom_op import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from qmlp_brevitas.finn.domains import QMLP_RTL_DOMAIN, RTL_DOMAIN
 
-RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
-RTL_DOMAINS = (RTL_DOMAIN, PROJECT_RTL_DOMAIN)  # FINN's RTL layers and the project's
+RTL_DOMAINS = (RTL_DOMAIN, QMLP_RTL_DOMAIN)  # FINN's RTL layers and the project's
 FOLDING_ATTRS = ("PE", "SIMD", "TH", "pumpedCompute")
 
 

@@ -1,8 +1,8 @@
 """Source patches applied to copies of FINN's HDL before a Verilator build.
 
-The patches live in the repository (``fpga/patches/*.patch``, explained in its README) and are
-applied to the per-layer copies of the generated HDL, never to the installed finn-plus package.
-A hunk is applied by exact text replacement and must match the file exactly once.
+The patches are package data (``verilator_patches/*.patch`` beside this module, explained in its
+README) and are applied to the per-layer copies of the generated HDL, never to the installed
+finn-plus package. A hunk is applied by exact text replacement and must match the file exactly once.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_PATCH_DIR = Path(__file__).resolve().parents[2] / "fpga" / "patches"
+from qmlp_brevitas.errors import QMLPError
+
+DEFAULT_PATCH_DIR = Path(__file__).resolve().parent / "verilator_patches"
 
 
-class PatchError(RuntimeError):
+class PatchError(QMLPError, RuntimeError):
     """A patch that cannot be read or does not apply to FINN's file."""
 
 
@@ -73,12 +75,12 @@ def parse_patch(path: Path) -> SourcePatch:
 
 
 def load_patches(patch_dir: Path | None = None) -> list[SourcePatch]:
-    """Read every ``*.patch`` in ``patch_dir`` (default: the repository's ``fpga/patches``)."""
+    """Read every ``*.patch`` in ``patch_dir`` (default: the package's ``verilator_patches``)."""
     patch_dir = Path(patch_dir) if patch_dir is not None else DEFAULT_PATCH_DIR
     if not patch_dir.is_dir():
         raise PatchError(
             f"patch folder {patch_dir} does not exist; it holds the Verilator patches for "
-            "FINN's HDL (see fpga/patches/README.md in the repository)"
+            "FINN's HDL (see qmlp_brevitas/rtlsim/verilator_patches/README.md)"
         )
     return [parse_patch(p) for p in sorted(patch_dir.glob("*.patch"))]
 

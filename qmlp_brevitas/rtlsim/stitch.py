@@ -29,6 +29,7 @@ from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
 
+from qmlp_brevitas.errors import QMLPError
 from qmlp_brevitas.finn.specialize import run_with_finn_domains
 from qmlp_brevitas.hdl import HDL_DIR
 from qmlp_brevitas.rtlsim import node as finn_node
@@ -42,7 +43,7 @@ COUNT_WIDTH = 32
 GAUGE_DEFINE = "FINN_SIMULATION"
 
 
-class StitchError(RuntimeError):
+class StitchError(QMLPError, RuntimeError):
     """A graph that cannot be stitched into one simulated design; the message says why."""
 
 

@@ -23,11 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qmlp_brevitas.errors import QMLPError
+
 BUILD_ARGS = ("--no-timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3")
 TESTBENCH_MODULE = "qmlp_brevitas.rtlsim.testbench"
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(QMLPError, RuntimeError):
     """Verilator or cocotb is missing, or a build or simulation failed."""
 
 

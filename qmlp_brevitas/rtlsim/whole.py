@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from qmlp_brevitas.errors import QMLPError
 from qmlp_brevitas.finn.partition import PartitionedModel
+from qmlp_brevitas.layout import BuildFolder, BuildFolderError
 from qmlp_brevitas.rtlsim import node as finn_node
-from qmlp_brevitas.rtlsim.check import BuildFolderError, find_final_model
 from qmlp_brevitas.rtlsim.fifo_sizing import (
     GAUGE_FRAMES,
     FifoSizing,
@@ -42,13 +43,10 @@ from qmlp_brevitas.rtlsim.harness import FULL_RATE, DesignRun, Drive, run_design
 from qmlp_brevitas.rtlsim.layer import DEFAULT_CLK_NS, DEFAULT_FPGAPART
 from qmlp_brevitas.rtlsim.stitch import generate_design, stitch_graph
 
-REPORT_NAME = "rtlsim_whole.json"
-WORK_NAME = "rtlsim_whole"
-DEPTHS_NAME = "fifo_depths.json"
 MAX_ROUNDS = 4
 
 
-class WholeSimError(RuntimeError):
+class WholeSimError(QMLPError, RuntimeError):
     """The whole-design simulation could not run or check anything; the message says why."""
 
 
@@ -120,12 +118,6 @@ def run_reference(run_dir: str | Path, frames: int, data_dir: str | Path | None 
     images = torch.stack([img for img, _ in items])
     labels = [int(label) for _, label in items]
     return brevitas_reference(model, images, labels)
-
-
-def build_summary(build_dir: Path) -> dict:
-    """The build's summary.json, or an empty dict."""
-    path = build_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def accelerator_inputs(parent: PartitionedModel, ref: Reference) -> tuple[list, float | None]:
@@ -242,13 +234,15 @@ def simulate_whole(
         raise BuildFolderError(f"build folder {build_dir} does not exist; run fpga/build.py")
     if len(ref) == 0:
         raise WholeSimError("no frames to simulate: a run that checks 0 frames checks nothing")
-    summary = build_summary(build_dir)
+    folder = BuildFolder(build_dir)
+    summary = folder.read_summary()
     fpgapart = summary.get("fpga_part") or DEFAULT_FPGAPART
     clk_ns = float(summary.get("clock_ns") or DEFAULT_CLK_NS)
-    work = build_dir / WORK_NAME
+    work = folder.rtlsim_whole_dir
     cache = Path(cache_dir).resolve() if cache_dir else work / "cache"
     finn_node.ensure_finn_settings()
-    model = ModelWrapper(str(find_final_model(build_dir)))
+    final_model = folder.final_model_path()
+    model = ModelWrapper(str(final_model))
     parent = PartitionedModel.from_build(build_dir)
 
     feeds, input_agreement = accelerator_inputs(parent, ref)
@@ -261,7 +255,7 @@ def simulate_whole(
     stall = stall_cycles or max(100_000, 2 * est_cycles)
 
     sizing, source = None, "given"
-    depths_path = work / DEPTHS_NAME
+    depths_path = folder.fifo_depths
     if fifo_depths is not None:
         depths = _load_depths(Path(fifo_depths))
     elif depths_path.is_file() and not resize:
@@ -328,7 +322,7 @@ def simulate_whole(
     report.update(
         {
             "build_dir": str(build_dir),
-            "model": str(find_final_model(build_dir)),
+            "model": str(final_model),
             "fpgapart": fpgapart,
             "clk_ns": clk_ns,
             "status": run.status,
@@ -369,7 +363,7 @@ def simulate_whole(
             "total_seconds": time.perf_counter() - start,
         }
     )
-    (build_dir / REPORT_NAME).write_text(json.dumps(report, indent=1) + "\n")
+    folder.rtlsim_whole_report.write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 

@@ -14,6 +14,7 @@ from .shuffle_to_reshape import OrderPreservingShuffleToReshape
 from .slices_to_split import SlicesToSplit
 from .thresholds_before_movement import MoveGlobalThresholdsBeforeDataMovement
 from .thresholds_before_split import MoveThresholdsBeforeSplit
+from .thresholds_to_requant import ThresholdsToRequant
 from .tidy_on_change import TidyOnChangeComposed, streamline_step, tidy_on_change_streamline
 from .token_linear_thresholds import AbsorbTokenLinearIntoElementThresholds
 from .zero_point_quant import ZeroPointQuantToThresholds
@@ -34,6 +35,7 @@ __all__ = [
     "OutputDequantToHost",
     "ReduceMeanToGlobalAccPool",
     "SlicesToSplit",
+    "ThresholdsToRequant",
     "TidyOnChangeComposed",
     "ZeroPointQuantToThresholds",
     "output_dequant_tail",

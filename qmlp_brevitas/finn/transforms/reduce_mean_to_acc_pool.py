@@ -16,6 +16,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
+from ..domains import HW_DOMAIN
 from .linear_past_reduce_mean import reduce_axes
 
 
@@ -56,7 +57,7 @@ class ReduceMeanToGlobalAccPool(Transformation):
                     "GlobalAccPool",
                     [image],
                     [pooled],
-                    domain="finn.custom_op.fpgadataflow",
+                    domain=HW_DOMAIN,
                     backend="fpgadataflow",
                     NumChannels=channels,
                     PE=1,
