@@ -20,8 +20,9 @@ from pathlib import Path
 
 from .errors import QMLPError, RunFolderError
 
-# The FINN step whose output model the summary, the cost and the RTL check describe: the folded,
-# specialised model on which FINN's estimates are made.
+# The build step whose output model the summary, the cost and the RTL check describe: the folded,
+# specialised model on which FINN's estimates are made (FINN's step, with the project's RTL
+# layers in FINN's view: qmlp_brevitas.finn.steps.step_qmlp_generate_estimate_reports).
 FINAL_MODEL_STEP = "step_qmlp_generate_estimate_reports"
 # The folded model before FINN's transpose decomposition: the graph a folding config applies to,
 # on which the folding search works.

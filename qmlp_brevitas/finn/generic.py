@@ -33,8 +33,8 @@ def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
         suffix = SPECIALISED_SUFFIX.get(node.domain)
         if suffix and node.op_type.endswith(suffix):
             node.op_type = node.op_type[: -len(suffix)]
-            project_op = node.domain == PROJECT_RTL_DOMAIN and node.op_type in project_hw_ops
-            node.domain = PROJECT_DOMAIN if project_op else HW_DOMAIN
+            project_op = node.domain == QMLP_RTL_DOMAIN and node.op_type in project_hw_ops
+            node.domain = QMLP_HW_DOMAIN if project_op else HW_DOMAIN
     return copy
 
 

@@ -7,8 +7,9 @@ DSP) and its cycles per frame, :func:`layer_cost` records the number and where i
   ``bram_estimation``, ``uram_estimation``, ``dsp_estimation``, ``get_exp_cycles``). A LUT
   estimate of 0 counts as none: every layer uses LUTs, and FINN's base class returns 0;
 * ``modelled`` -- an estimate of the project: the op class's own method where the class is the
-  project's (:mod:`qmlp_brevitas.finn.custom_op`), else :mod:`qmlp_brevitas.finn.cost_models`;
-  FINN has no flip-flop estimate, so FF is always the project's;
+  project's (:mod:`qmlp_brevitas.finn.custom_op`, including ``ff_estimation``), else
+  :mod:`qmlp_brevitas.finn.cost_models`; FINN has no flip-flop estimate, so FF is always the
+  project's;
 * ``synthesized`` -- Yosys' count for this very layer (:mod:`qmlp_brevitas.finn.synth`), when
   the build has been synthesised.
 
@@ -34,6 +35,7 @@ from .parts import RESOURCES, UnknownPartError, part_capacity
 
 ESTIMATE_METHODS = {
     "LUT": "lut_estimation",
+    "FF": "ff_estimation",
     "BRAM_18K": "bram_estimation",
     "URAM": "uram_estimation",
     "DSP": "dsp_estimation",
@@ -110,6 +112,10 @@ def layer_cost(inst, fpgapart: str, synthesized: dict | None = None) -> LayerCos
     """The cost of one HW layer (FINN's custom-op instance); see the module docstring."""
     from qmlp_brevitas.rtlsim.node import mac_count
 
+    from .specialize import built_variant
+
+    # an HLS layer that the build turns into an RTL layer is costed as that RTL layer
+    inst = built_variant(inst)
     node = inst.onnx_node
     resources: dict[str, float] = {}
     sources: dict[str, str] = {}

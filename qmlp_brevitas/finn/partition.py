@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from ..layout import BuildFolder
 from .generic import PartitionError
-
-PARENT_NAME = "dataflow_parent.onnx"
 
 
 class PartitionedModel:
@@ -39,7 +38,7 @@ class PartitionedModel:
     @classmethod
     def from_build(cls, build_dir: str | Path) -> PartitionedModel:
         """The parent model of a FINN build folder (``intermediate_models/``)."""
-        path = Path(build_dir) / "intermediate_models" / PARENT_NAME
+        path = BuildFolder(build_dir).dataflow_parent
         if not path.is_file():
             raise PartitionError(f"{path} does not exist: the build did not partition the model")
         return cls(ModelWrapper(str(path)))

@@ -9,9 +9,9 @@ BRAM_18K, URAM and DSP with their sources, the FIFOs and width converters the ha
 would insert, totals over all of them, the critical path, frames/s, the MAC utilisation
 (MACs per frame / (sum of PE x SIMD of the MAC layers x bottleneck cycles)) and the fraction
 of the part used. FINN's own totals, which leave out what it does not estimate, are kept as
-``finn_totals``. The summary also counts the layers per op
-type, names the HLS layers (those need Vitis HLS to build; all others are RTL and need Vivado
-only for synthesis), and the nodes FINN's dataflow partition leaves to the host.
+``finn_totals``. The summary also counts the layers per op type, names the HLS layers (those
+need Vitis HLS to build; all others are RTL and need Vivado only for synthesis), and the nodes
+FINN's dataflow partition leaves to the host.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.util.basic import get_by_name
 
-from .custom_op import RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from .domains import HLS_DOMAIN as FINN_HLS_DOMAIN
+from .domains import HW_DOMAIN as FINN_HW_DOMAIN
+from .domains import QMLP_RTL_DOMAIN as PROJECT_RTL_DOMAIN
+from .domains import RTL_DOMAIN as FINN_RTL_DOMAIN
 
-FINN_HW_DOMAIN = "finn.custom_op.fpgadataflow"
-FINN_HLS_DOMAIN = FINN_HW_DOMAIN + ".hls"
-FINN_RTL_DOMAIN = FINN_HW_DOMAIN + ".rtl"
 PROJECT_KINDS = ("DuplicateStreams", "StreamingSplit", "StreamingConcat", "GlobalAccPool")
 FINN_ELTWISE_KINDS = ("ElementwiseAdd", "ElementwiseMul")
 
@@ -100,6 +100,21 @@ def _declared_attributes(op_type: str, domain: str, node: NodeProto) -> set[str]
     probe.CopyFrom(node)
     probe.op_type, probe.domain = op_type, domain
     return set(getCustomOp(probe).get_nodeattr_types())
+
+
+def built_variant(inst):
+    """The op instance the build makes of a layer: for a layer that :class:`SpecializeToRTL`
+    swaps (an ``X_hls`` before ``step_qmlp_specialize_rtl``), its RTL variant on a copy of the
+    node with the same attributes; any other layer as it is."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    target = rtl_variant(inst.onnx_node)
+    if target is None:
+        return inst
+    probe = NodeProto()
+    probe.CopyFrom(inst.onnx_node)
+    probe.op_type, probe.domain = target
+    return getCustomOp(probe)
 
 
 class SpecializeToRTL(Transformation):

@@ -82,7 +82,6 @@ from .transforms import (
 )
 from .transforms.infer_int_layernorm import unconverted_reason
 
-PARENT_MODEL = "dataflow_parent.onnx"
 MAX_STREAMLINE_ROUNDS = 8
 # Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
 MAX_THRESHOLD_BITS = 8
@@ -108,7 +107,7 @@ def verify_stage(
     if parent is None:
         y = execute_onnx(model, inputs)[oname]
     else:
-        child = Path(cfg.output_dir) / "intermediate_models" / f"verify_{stage}.onnx"
+        child = BuildFolder(cfg.output_dir).step_model(f"verify_{stage}")
         y = execute_in_parent(parent, model, inputs, child)[oname]
     diff = float(np.abs(y.reshape(expected.shape) - expected).max())
     result = {
@@ -371,7 +370,7 @@ def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
     parent model, so that host-side nodes (the output scale and bias) are included; cycle-true
     simulation of the same graph is the RTL simulation's job.
     """
-    parent = Path(cfg.output_dir) / "intermediate_models" / PARENT_MODEL
+    parent = BuildFolder(cfg.output_dir).dataflow_parent
     verify_stage(model, cfg, "folded", ModelWrapper(str(parent)) if parent.is_file() else None)
     return model
 

@@ -27,7 +27,6 @@ module qmlp_concat_streams #(
 
 	localparam int unsigned IDX_BITS = N_IN > 1 ? $clog2(N_IN) : 1;
 
-
 	logic [WIDTH-1:0]  Dat;
 	logic  Vld;
 	logic [IDX_BITS-1:0]  Idx;  // input whose turn it is

@@ -27,7 +27,6 @@ module qmlp_split_streams #(
 
 	localparam int unsigned IDX_BITS = N_OUT > 1 ? $clog2(N_OUT) : 1;
 
-
 	logic [WIDTH-1:0]  Dat;
 	logic  Vld;
 	logic [IDX_BITS-1:0]  Dst;  // output of the held word

@@ -78,12 +78,6 @@ def fit_input(model: ModelWrapper, value: np.ndarray) -> dict[str, np.ndarray]:
     )
 
 
-def _execute(model: ModelWrapper, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from finn.core.onnx_exec import execute_onnx
-
-    return execute_onnx(model, inputs, return_full_exec_context=True)
-
-
 def partition_input(
     build_dir: Path, model: ModelWrapper, value: np.ndarray, work_dir: Path
 ) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qmlp_brevitas.finn.domains import QMLP_RTL_DOMAIN, RTL_DOMAIN
 
 RTL_DOMAINS = (RTL_DOMAIN, QMLP_RTL_DOMAIN)  # FINN's RTL layers and the project's
+
 FOLDING_ATTRS = ("PE", "SIMD", "TH", "pumpedCompute")
 
 

@@ -176,6 +176,16 @@ class ProjectRTLBackend(RTLBackend):
             )
         return path
 
+    # The cores use LUTs and flip-flops only (memories in LUTRAM).
+    def bram_estimation(self, fpgapart: str = "") -> int:
+        return 0
+
+    def uram_estimation(self, fpgapart: str = "") -> int:
+        return 0
+
+    def dsp_estimation(self, fpgapart: str = "") -> int:
+        return 0
+
     def generate_hdl(self, model, fpgapart, clk):
         """Write the top module and copy the core into ``code_gen_dir_ipgen``."""
         code_gen_dir = Path(self.get_nodeattr("code_gen_dir_ipgen"))

@@ -40,7 +40,7 @@ class DuplicateStreams_rtl(DuplicateStreams, ProjectRTLBackend):
         pe, bits = self.get_nodeattr("PE"), self.get_input_datatype().bitwidth()
         return [InputSlot(pe, bits, bits)]
 
-    def ff_estimation(self) -> int:
+    def ff_estimation(self, fpgapart: str = "") -> int:
         return resources.dup_streams_ff(self.get_instream_width(), self.get_num_output_streams())
 
     def lut_estimation(self, fpgapart: str = "") -> int:

@@ -77,7 +77,7 @@ class GlobalAccPool_rtl(GlobalAccPool, ProjectRTLBackend):
             "tokens": self.tokens(),
         }
 
-    def ff_estimation(self) -> int:
+    def ff_estimation(self, fpgapart: str = "") -> int:
         return resources.acc_pool_ff(**self._geometry())
 
     def lut_estimation(self, fpgapart: str = "") -> int:

@@ -1,8 +1,9 @@
 """LUT and FF estimates of the project's RTL layers, from the structure of their cores.
 
-The formulas count the LUT6s and flip-flops that the cores in ``qmlp_brevitas/hdl`` need on an
-UltraScale+ device, with coefficients fitted to Yosys' synthesis of the layers' generated HDL
-(``synth_xilinx -family xcup``, :mod:`.synth`) over a grid of configurations;
+The formulas count the LUTs and flip-flops that the cores in ``qmlp_brevitas/hdl`` need on an
+UltraScale+ device (carry chains are not LUTs), with coefficients fitted to Yosys' synthesis of
+the layers' generated HDL (``synth_xilinx -family xcup``, :mod:`.resource_check`) over a grid
+of configurations;
 ``scripts/rtl_resources.py`` reruns that comparison and ``docs/results/rtl_resources.md`` holds
 its table. They are *modelled*: neither Yosys nor these formulas are Vivado results. None of the
 cores uses BRAM, URAM or DSP blocks. ``bits(n)`` is the width of a counter or index that holds
@@ -21,7 +22,7 @@ def bits(n: int) -> int:
 
 def with_ff(inst, estimate: dict) -> dict:
     """FINN's per-layer estimate dict with the layer's FF estimate added."""
-    return {**estimate, "FF": int(inst.ff_estimation())}
+    return {**estimate, "FF": int(inst.ff_estimation(""))}
 
 
 def dup_streams_ff(width: int, outputs: int) -> int:
@@ -35,24 +36,29 @@ def dup_streams_lut(width: int, outputs: int) -> int:
     return outputs + math.ceil(2 * outputs / 6) + 1
 
 
-def split_concat_ff(width: int, folds: list[int]) -> int:
+def split_ff(width: int, folds: list[int]) -> int:
     """Output word, its valid bit, the word counter, the stream index and the held word's
-    destination (a concat's is trimmed, but the fit keeps one formula)."""
-    n = len(folds)
-    return width + 1 + bits(max(folds)) + 2 * bits(n)
+    destination."""
+    return width + 1 + bits(max(folds)) + 2 * bits(len(folds))
+
+
+def concat_ff(width: int, folds: list[int]) -> int:
+    """Output word, its valid bit, the word counter and the input index."""
+    return width + 1 + bits(max(folds)) + bits(len(folds))
 
 
 def split_lut(width: int, folds: list[int]) -> int:
-    """Word counter with the compare against the current stream's fold (2 per counter bit),
-    destination decode, valid and ready select (4 per output stream)."""
-    return 2 * bits(max(folds)) + 4 * len(folds) + 1
+    """Destination decode to the output valids and the ready select: 6 LUTs per output stream
+    beyond the first (the word counter maps to a carry chain)."""
+    return 6 * (len(folds) - 1)
 
 
 def concat_lut(width: int, folds: list[int]) -> int:
     """The input multiplexer (one LUT per output bit for up to 4 inputs: 4 data and 2 select
-    inputs), the word counter (2 per bit) and the per-input valid/ready logic (5 per input)."""
+    inputs) and the per-input valid/ready logic (2 per input, 3 more)."""
     n = len(folds)
-    return width * math.ceil((n - 1) / 3) + 2 * bits(max(folds)) + 5 * n
+    mux = width * math.ceil((n - 1) / 3) if n > 1 else 0
+    return mux + 2 * n + 3
 
 
 def _lutram_luts(width: int, depth: int) -> int:
@@ -73,9 +79,9 @@ def acc_pool_ff(pe: int, acc_bits: int, folds: int, tokens: int) -> int:
 
 
 def acc_pool_lut(pe: int, acc_bits: int, folds: int, tokens: int) -> int:
-    """Two LUTs per accumulator bit (adder with the first-token zeroing, and the write-back or
+    """One LUT per accumulator bit (adder with the first-token zeroing and the write-back or
     output select), the accumulator memory in LUTRAM (registers for a single fold), and the
-    fold and token counters (2 per bit)."""
+    fold and token counters (1.5 per counter bit, less 2)."""
     words = pe * acc_bits
     memory = _lutram_luts(words, folds) if folds > 1 else 0
-    return 2 * words + memory + 2 * (bits(folds) + bits(tokens)) + 2
+    return words + memory + (3 * (bits(folds) + bits(tokens))) // 2 - 2

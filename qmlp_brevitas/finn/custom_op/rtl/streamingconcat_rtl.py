@@ -57,8 +57,8 @@ class StreamingConcat_rtl(StreamingConcat, ProjectRTLBackend):
             slots.append(InputSlot(simd, idt.bitwidth(), obits, idt.signed()))
         return slots
 
-    def ff_estimation(self) -> int:
-        return resources.split_concat_ff(self.get_outstream_width(), self.folds())
+    def ff_estimation(self, fpgapart: str = "") -> int:
+        return resources.concat_ff(self.get_outstream_width(), self.folds())
 
     def lut_estimation(self, fpgapart: str = "") -> int:
         return resources.concat_lut(self.get_outstream_width(), self.folds())

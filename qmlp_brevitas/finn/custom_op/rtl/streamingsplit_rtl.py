@@ -50,8 +50,8 @@ class StreamingSplit_rtl(StreamingSplit, ProjectRTLBackend):
         simd, bits = self.get_nodeattr("SIMD"), self.get_input_datatype().bitwidth()
         return [InputSlot(simd, bits, bits)]
 
-    def ff_estimation(self) -> int:
-        return resources.split_concat_ff(self.get_instream_width(), self.folds())
+    def ff_estimation(self, fpgapart: str = "") -> int:
+        return resources.split_ff(self.get_instream_width(), self.folds())
 
     def lut_estimation(self, fpgapart: str = "") -> int:
         return resources.split_lut(self.get_instream_width(), self.folds())
