@@ -26,13 +26,37 @@ def build_parser() -> argparse.ArgumentParser:
     speed = p.add_mutually_exclusive_group()
     speed.add_argument("--target-fps", type=int, help="throughput target (default 1000)")
     speed.add_argument("--folding", help="FINN folding config JSON instead of a target")
+    p.add_argument(
+        "--budget",
+        nargs="?",
+        const="",
+        metavar="LUT=N,DSP=M",
+        help="search the highest-fps folding within this budget (resources not named: the "
+        "part's capacity; --budget alone: the whole part), then build it",
+    )
+    p.add_argument(
+        "--requant-bits",
+        type=int,
+        metavar="B",
+        help="thresholds of B or more output bits become FINN Requant layers where exact",
+    )
     p.add_argument("--verbose", action="store_true", help="show FINN's build output")
     return p
 
 
+def _to_terminal(message: str) -> None:
+    """Print to the terminal while FINN's output goes to the console log."""
+    print(message, file=sys.__stdout__, flush=True)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from qmlp_brevitas.finn.build import BuildRequest, resolve_model_dir, run_build
+    from qmlp_brevitas.finn.build import (
+        BuildRequest,
+        resolve_model_dir,
+        run_budget_build,
+        run_build,
+    )
     from qmlp_brevitas.finn.report import format_summary
 
     run = args.run if args.run or args.onnx else DEFAULT_RUN
@@ -46,6 +70,7 @@ def main(argv=None) -> int:
         clock_ns=args.clock_ns,
         target_fps=None if args.folding else (args.target_fps or 1000),
         folding_config=args.folding,
+        requant_bits=args.requant_bits,
     )
     out.mkdir(parents=True, exist_ok=True)
     print(f"building {model_dir / 'model.onnx'} -> {out} (FINN log: {out / 'build_dataflow.log'})")
@@ -55,8 +80,17 @@ def main(argv=None) -> int:
             stream = stack.enter_context(console.open("w"))
             stack.enter_context(contextlib.redirect_stdout(stream))
             stack.enter_context(contextlib.redirect_stderr(stream))
-        summary = run_build(request)
+        if args.budget is None:
+            summary = run_build(request)
+        else:
+            summary = run_budget_build(request, args.budget, log=_to_terminal)
     print(format_summary(summary))
+    search = summary.get("folding_search")
+    if search:
+        print(
+            f"folding search within {search['budget']}: stopped because {search['limited_by']}; "
+            f"the built folding {'fits' if search['confirmed_fits'] else 'does NOT fit'} the budget"
+        )
     print(f"reports in {out / 'report'}, summary {out / 'summary.json'}")
     if summary["message"]:
         print(summary["message"])

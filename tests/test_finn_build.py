@@ -69,6 +69,15 @@ def _check_build(summary):
     assert summary["max_cycles"] == max(cycles.values()) <= budget
     assert summary["estimated_fps"] >= TARGET_FPS
     assert summary["totals"]["LUT"] > 0
+    # every layer costed: FINN's estimate or the project's model, with its source
+    assert not summary["missing_lut_estimates"]
+    for row in summary["layers"] + summary["inserted"]:
+        assert row["LUT"] > 0 or row["op_type"] == "StreamingDataWidthConverter", row["name"]
+        assert set(row["sources"]) >= {"LUT", "FF", "BRAM_18K", "URAM", "DSP", "cycles"}
+        assert set(row["sources"].values()) <= {"finn", "modelled", "synthesized"}
+    assert summary["totals"]["LUT"] >= summary["finn_totals"]["LUT"]
+    assert 0 < summary["mac_utilisation"] <= 1
+    assert 0 < summary["part_fraction"]["LUT"] < 1
     assert summary["message"] and "Vivado" in summary["message"]
     return final
 

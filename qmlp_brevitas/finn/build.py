@@ -8,6 +8,7 @@ goes on with FINN's standard hardware steps (IP generation, stitching, synthesis
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,10 @@ class BuildRequest:
     target_fps: int | None = None
     folding_config: str | Path | None = None
     hardware: bool | None = None  # None: go on with the hardware steps when Vivado is there
+    # qonnx's graph look-ups in constant time (same graph; see .fast_lookups)
+    fast_lookups: bool = True
+    # thresholds of this many output bits or more become Requant layers where exact
+    requant_bits: int | None = None
 
     def __post_init__(self):
         if self.part and self.board:
@@ -77,6 +82,8 @@ class BuildRequest:
             raise ValueError(f"--target-fps must be positive, got {self.target_fps}")
         if self.clock_ns <= 0:
             raise ValueError(f"--clock-ns must be positive, got {self.clock_ns}")
+        if self.requant_bits is not None and not 2 <= self.requant_bits <= 32:
+            raise ValueError(f"--requant-bits must be 2 to 32, got {self.requant_bits}")
         if self.folding_config is not None and not Path(self.folding_config).is_file():
             raise FileNotFoundError(f"folding config file {self.folding_config} does not exist")
 
@@ -113,6 +120,8 @@ def make_config(request: BuildRequest, steps: list[str]):
         verify_input_npy=str((model_dir / INPUT_NAME).absolute()),
         verify_expected_output_npy=str((model_dir / EXPECTED_NAME).absolute()),
         save_intermediate_models=True,
+        # FINN's default (9) unless exact Requant layers are asked for (see steps)
+        requant_bitwidth_threshold=request.requant_bits or 9,
     )
 
 
@@ -142,6 +151,7 @@ def run_build(request: BuildRequest) -> dict:
     from finn.builder.build_dataflow import build_dataflow_cfg
 
     from . import report
+    from .fast_lookups import fast_graph_lookups
 
     hardware = vivado_available() if request.hardware is None else request.hardware
     steps = ESTIMATE_STEPS + (HARDWARE_STEPS if hardware else [])
@@ -149,8 +159,10 @@ def run_build(request: BuildRequest) -> dict:
     (out_dir / "build_config.json").write_text(cfg.to_json() + "\n")
     start = time.time()
     _clear_intermediate(out_dir)
+    lookups = fast_graph_lookups() if request.fast_lookups else contextlib.nullcontext()
     try:
-        status = build_dataflow_cfg(str(Path(request.model_dir) / "model.onnx"), cfg)
+        with lookups:
+            status = build_dataflow_cfg(str(Path(request.model_dir) / "model.onnx"), cfg)
     except Exception as err:  # the step's own error, raised in a pytest session
         raise BuildError(_failure(out_dir, steps, err)) from err
     finally:
@@ -209,3 +221,67 @@ def _log_error(out_dir: Path) -> str:
             if marker in line:
                 return line.split(marker, 1)[1].strip()
     return lines[-1].strip() if lines else "see the build log"
+
+
+SEARCH_MODEL_STEP = "step_minimize_bit_width"
+SEARCH_NAME = "folding_search.json"
+
+
+def run_budget_build(request: BuildRequest, budget_text: str | None, log=print) -> dict:
+    """The highest-fps folding within a resource budget, confirmed by a build.
+
+    A first build at ``request``'s target (``<out>/search_base``) gives the folded graph; the
+    folding search (:func:`qmlp_brevitas.finn.folding_search.search_folding`) picks PE/SIMD
+    per layer from the cost models within ``budget_text`` (``"LUT=30000,DSP=200"``; resources
+    not named get the part's capacity); then the chosen folding is built into ``request``'s
+    output folder. The summary gets ``folding_search``: budget, the search's estimate, and what
+    stopped it.
+    """
+    import json
+    from dataclasses import replace
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from . import report
+    from .folding_search import search_folding
+    from .layer_costs import stream_costs
+    from .parts import parse_budget
+
+    if request.board is None:  # check the budget before building (a board's part: after)
+        parse_budget(budget_text, request.part or DEFAULT_PART)
+    out_dir = Path(request.out_dir)
+    base = replace(request, out_dir=out_dir / "search_base")
+    if base.folding_config is None and base.target_fps is None:
+        base = replace(base, target_fps=1000)
+    log(f"folding search: first build in {base.out_dir}")
+    base_summary = run_build(base)
+    fpgapart = base_summary["fpga_part"]
+    budget = parse_budget(budget_text, fpgapart)
+    inter = Path(base.out_dir) / "intermediate_models"
+    model = ModelWrapper(str(inter / f"{SEARCH_MODEL_STEP}.onnx"))
+    final = ModelWrapper(str(inter / f"{report.FINAL_MODEL_STEP}.onnx"))
+    fifos = [c for c in stream_costs(final, fpgapart) if c.op_type == "StreamingFIFO"]
+    result = search_folding(model, fpgapart, request.clock_ns, budget, fifos)
+    log(
+        f"folding search: {result.estimated_fps:,.0f} frames/s modelled after {result.steps} "
+        f"moves; stopped: {result.limited_by}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / "folding_config.json"
+    config.write_text(json.dumps(result.folding_config(), indent=2) + "\n")
+    record = {
+        "budget": budget,
+        "search_estimated_fps": result.estimated_fps,
+        "search_totals": result.totals,
+        "search_bottleneck": result.bottleneck,
+        "limited_by": result.limited_by,
+        "steps": result.steps,
+        "folding_config": str(config),
+    }
+    (out_dir / SEARCH_NAME).write_text(json.dumps({**record, "trace": result.trace}, indent=2))
+    summary = run_build(replace(request, target_fps=None, folding_config=config))
+    from .layer_costs import fits
+
+    summary["folding_search"] = {**record, "confirmed_fits": fits(summary["totals"], budget)}
+    report.save_summary(out_dir, summary)
+    return summary

@@ -67,7 +67,7 @@ def cost_from_summary(summary: dict) -> dict:
         "latency_ms": summary["estimated_latency_ns"] / 1e6,
         "bottleneck": summary["bottleneck"],
         **{k: summary["totals"][k] for k in ("LUT", "BRAM_18K", "DSP")},
-        "layers_without_estimate": len(summary["missing_resource_estimates"]),
+        "layers_modelled_lut": len(summary["finn_missing_lut_estimates"]),
         "build_seconds": summary["build_seconds"],
     }
 
@@ -81,7 +81,8 @@ def hardware_cost(
     """The FINN estimate cost of the export in ``run_dir`` (built once, then read back).
 
     Returns ``compiles`` (every node a FINN hardware layer) and, when it does, ``verified``,
-    ``fps``, ``LUT``, ``BRAM_18K``, ``DSP`` and ``layers_without_estimate``; when it does not,
+    ``fps``, ``LUT``, ``BRAM_18K``, ``DSP`` (all layers, FINN's estimates or the project's
+    models) and ``layers_modelled_lut``; when it does not,
     ``reason`` (the node or step that stopped the build). FINN's output goes to the build
     folder's ``build_console.log``.
     """
@@ -122,14 +123,14 @@ def hardware_cost(
     return cost
 
 
-LUT_COLUMN = "LUT (layers with estimate)"
+LUT_COLUMN = "LUT (all layers)"
 
 
 def cost_columns(cost: dict) -> dict[str, object]:
     """The table cells of one cost: FINN mapping, frames/s and resource totals.
 
-    FINN gives no LUT estimate for MVAU_rtl (DSP-based) and none at all for some HLS layers, so
-    the LUT total covers thresholds, the sliding window and the other layers that have one.
+    The totals cover every layer: FINN's estimate where it has one, the project's model
+    otherwise (:mod:`qmlp_brevitas.finn.layer_costs`).
     """
     fps_column = f"fps (target {cost['request']['target_fps']})"
     if not cost["compiles"]:

@@ -1,10 +1,15 @@
-"""The build summary: per-layer table, throughput and latency, totals, missing estimates.
+"""The build summary: per-layer table with every number's source, performance, totals.
 
-Reads FINN's own reports (``report/estimate_layer_cycles.json``,
+Reads FINN's reports (``report/estimate_layer_cycles.json``,
 ``report/estimate_layer_resources.json``, ``report/estimate_network_performance.json``) and the
-final folded model, and writes ``summary.json`` beside them. A layer whose FINN estimate is 0
-(some HLS elementwise ops, shuffles and LayerNorm report none) is listed as missing, and the
-totals say that they leave it out, instead of silently adding a zero.
+final folded model, costs every layer with :mod:`qmlp_brevitas.finn.layer_costs` (FINN's
+estimate where FINN has one, the project's model otherwise, Yosys' count where the layer was
+synthesised) and writes ``summary.json`` beside them: per layer its cycles and LUT, FF,
+BRAM_18K, URAM and DSP with their sources, the FIFOs and width converters the hardware steps
+would insert, totals over all of them, the critical path, frames/s, the MAC utilisation
+(MACs per frame / (sum of PE x SIMD of the MAC layers x bottleneck cycles)) and the fraction
+of the part used. FINN's own totals, which leave out what it does not estimate, are kept as
+``finn_totals``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
-FOLDING_ATTRS = ("PE", "SIMD")
+from .parts import RESOURCES
+
+FINN_RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 SUMMARY_NAME = "summary.json"
+SYNTHESIS_NAME = "synthesis.json"
 FINAL_MODEL_STEP = "step_qmlp_generate_estimate_reports"
 
 
@@ -26,42 +33,52 @@ def _final_model_path(out_dir: Path) -> Path:
     return out_dir / "intermediate_models" / f"{FINAL_MODEL_STEP}.onnx"
 
 
-def layer_rows(out_dir: Path) -> list[dict]:
-    """One row per hardware layer of the final model, in graph order."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
+def synthesized_layers(out_dir: Path) -> dict[str, dict]:
+    """Yosys' counts per layer name from ``<build>/synthesis.json`` (``scripts/synth.py``)."""
+    data = _load(Path(out_dir) / SYNTHESIS_NAME)
+    return {name: {r: v[r] for r in RESOURCES if r in v} for name, v in data.items()}
 
-    report = out_dir / "report"
-    cycles = _load(report / "estimate_layer_cycles.json")
-    resources = _load(report / "estimate_layer_resources.json")
+
+def cost_row(cost) -> dict:
+    """A summary row of a :class:`~qmlp_brevitas.finn.layer_costs.LayerCost`."""
+    return {
+        "name": cost.name,
+        "op_type": cost.op_type,
+        **cost.folding,
+        "cycles": cost.cycles,
+        **{r: cost.resources[r] for r in RESOURCES},
+        "sources": cost.sources,
+        "macs": cost.macs,
+        **({"note": cost.note} if cost.note else {}),
+    }
+
+
+def layer_rows(out_dir: Path, fpgapart: str, clock_ns: float) -> tuple[list[dict], dict]:
+    """One row per hardware layer of the final model, in graph order, and the network costs."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from .layer_costs import network_costs
+
     model = ModelWrapper(str(_final_model_path(out_dir)))
+    costs = network_costs(model, fpgapart, clock_ns, synthesized_layers(out_dir))
+    report = out_dir / "report"
+    finn_cycles = _load(report / "estimate_layer_cycles.json")
+    finn_res = _load(report / "estimate_layer_resources.json")
     rows = []
-    for node in model.graph.node:
-        inst = getCustomOp(node)
-        folding = {}
-        for attr in FOLDING_ATTRS:
-            try:
-                folding[attr] = int(inst.get_nodeattr(attr))
-            except AttributeError:  # the op has no such attribute
-                continue
-        res = resources.get(node.name, {})
-        row = {
-            "name": node.name,
-            "op_type": node.op_type,
-            **folding,
-            "cycles": int(cycles.get(node.name, 0)),
-            **{r: float(res.get(r, 0)) for r in RESOURCES},
+    for cost in costs["layers"]:
+        row = cost_row(cost)
+        res = finn_res.get(cost.name, {})
+        row["finn"] = {
+            "cycles": int(finn_cycles.get(cost.name, 0)),
+            **{r: float(res.get(r, 0)) for r in FINN_RESOURCES},
         }
-        # Every layer uses LUTs: a LUT estimate of 0 means FINN has none for this op.
-        row["missing"] = [k for k in ("cycles", "LUT") if not row[k]]
-        row["no_resource_estimate"] = not any(row[r] for r in RESOURCES)
         rows.append(row)
-    return rows
+    return rows, costs
 
 
 def layernorm_cost(rows: list[dict]) -> dict:
     """Cycles and resources of the LayerNorm layers (FINN's float ``LayerNorm_*`` and the
-    project's ``IntLayerNorm_*``), their kinds, and which of them have no estimate."""
+    project's ``IntLayerNorm_*``), their kinds, and the sources of their numbers."""
     norms = [r for r in rows if r["op_type"].split("_")[0] in ("LayerNorm", "IntLayerNorm")]
     kinds: dict[str, int] = {}
     for norm in norms:
@@ -71,7 +88,7 @@ def layernorm_cost(rows: list[dict]) -> dict:
         "kinds": kinds,
         "max_cycles": max((r["cycles"] for r in norms), default=0),
         **{r: sum(n[r] for n in norms) for r in RESOURCES},
-        "missing": [n["name"] for n in norms if n["missing"]],
+        "sources": sorted({s for n in norms for s in n["sources"].values()}),
     }
 
 
@@ -81,15 +98,12 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
 
     out_dir = Path(out_dir)
     perf = _load(out_dir / "report" / "estimate_network_performance.json")
-    rows = layer_rows(out_dir)
-    missing_cycles = [r["name"] for r in rows if not r["cycles"]]
-    missing_resources = [r["name"] for r in rows if r["no_resource_estimate"]]
-    missing_lut = [r["name"] for r in rows if not r["LUT"]]
-    totals = {r: sum(row[r] for row in rows) for r in RESOURCES}
-    bottleneck = perf.get("max_cycles_node_name")
+    fpgapart = cfg._resolve_fpga_part()  # noqa: SLF001 (FINN's own resolution)
+    rows, costs = layer_rows(out_dir, fpgapart, cfg.synth_clk_period_ns)
+    finn_missing_lut = [r["name"] for r in rows if r["sources"]["LUT"] != "finn"]
     return {
         "model": str(cfg.verify_input_npy).rsplit("/", 1)[0],
-        "fpga_part": cfg._resolve_fpga_part(),  # noqa: SLF001 (FINN's own resolution)
+        "fpga_part": fpgapart,
         "board": cfg.board,
         "clock_ns": cfg.synth_clk_period_ns,
         "target_fps": cfg.target_fps,
@@ -97,17 +111,25 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
         "build_seconds": round(seconds, 1),
         "hardware_steps": hardware,
         "layers": rows,
-        "critical_path_cycles": perf.get("critical_path_cycles"),
-        "max_cycles": perf.get("max_cycles"),
-        "bottleneck": bottleneck,
-        "bottleneck_op": next((r["op_type"] for r in rows if r["name"] == bottleneck), None),
-        "estimated_fps": perf.get("estimated_throughput_fps"),
-        "estimated_latency_ns": perf.get("estimated_latency_ns"),
-        "totals": totals,
-        "totals_exclude": {"LUT": missing_lut, "all": missing_resources},
-        "missing_lut_estimates": missing_lut,
-        "missing_cycle_estimates": missing_cycles,
-        "missing_resource_estimates": missing_resources,
+        "inserted": [cost_row(c) for c in costs["inserted"]],
+        "critical_path_cycles": costs["critical_path_cycles"],
+        "max_cycles": costs["max_cycles"],
+        "bottleneck": costs["bottleneck"],
+        "bottleneck_op": costs["bottleneck_op"],
+        "estimated_fps": costs["estimated_fps"],
+        "estimated_latency_ns": costs["critical_path_cycles"] * cfg.synth_clk_period_ns,
+        "mac_utilisation": costs["mac_utilisation"],
+        "macs_per_frame": costs["macs_per_frame"],
+        "mac_lanes": costs["mac_lanes"],
+        "totals": costs["totals"],
+        "totals_by_source": costs["totals_by_source"],
+        "part_capacity": costs["part_capacity"],
+        "part_fraction": costs["part_fraction"],
+        "missing_lut_estimates": [r["name"] for r in rows if not r["LUT"]],
+        "missing_cycle_estimates": [r["name"] for r in rows if r["sources"]["cycles"] != "finn"],
+        "finn_missing_lut_estimates": finn_missing_lut,
+        "finn_totals": {r: sum(row["finn"][r] for row in rows) for r in FINN_RESOURCES},
+        "finn_performance": perf,
         "layernorm": layernorm_cost(rows),
         "verification": read_verification(out_dir),
         "final_model": str(_final_model_path(out_dir).absolute()),
@@ -117,60 +139,77 @@ def write_summary(out_dir: str | Path, cfg, seconds: float, hardware: bool) -> d
     }
 
 
+def refresh_summary(out_dir: str | Path) -> dict:
+    """Cost a finished build again (after synthesis or a model change) and rewrite its summary;
+    the build's time, message and the rest are kept."""
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+
+    out_dir = Path(out_dir)
+    old = _load(out_dir / SUMMARY_NAME)
+    cfg = DataflowBuildConfig.from_json((out_dir / "build_config.json").read_text())
+    summary = write_summary(out_dir, cfg, old.get("build_seconds", 0.0), old.get("hardware_steps"))
+    summary["message"] = old.get("message")
+    save_summary(out_dir, summary)
+    return summary
+
+
 def save_summary(out_dir: str | Path, summary: dict) -> Path:
     path = Path(out_dir) / SUMMARY_NAME
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
 
 
+SOURCE_MARK = {"finn": "", "modelled": "*", "synthesized": "s"}
+
+
+def _cell(row: dict, res: str) -> str:
+    return f"{row[res]:,.0f}{SOURCE_MARK[row['sources'][res]]}"
+
+
 def format_summary(summary: dict) -> str:
-    """The summary table and totals as text."""
-    head = f"{'layer':<34} {'op':<26} {'PE':>4} {'SIMD':>4} {'cycles':>8} " + " ".join(
-        f"{r:>8}" for r in RESOURCES
+    """The summary table and totals as text (``*`` modelled, ``s`` synthesized, else FINN's)."""
+    head = f"{'layer':<34} {'op':<28} {'PE':>4} {'SIMD':>4} {'cycles':>9} " + " ".join(
+        f"{r:>9}" for r in RESOURCES
     )
     lines = [head, "-" * len(head)]
-    for row in summary["layers"]:
+    for row in summary["layers"] + summary["inserted"]:
         cells = [
             f"{row['name'][:34]:<34}",
-            f"{row['op_type'][:26]:<26}",
+            f"{row['op_type'][:28]:<28}",
             f"{row.get('PE', '-'):>4}",
             f"{row.get('SIMD', '-'):>4}",
-            f"{row['cycles'] or 'n/a':>8}",
+            f"{str(row['cycles']) + SOURCE_MARK[row['sources']['cycles']]:>9}",
         ]
-        cells += [
-            f"{'n/a':>8}"
-            if row["no_resource_estimate"] or (r == "LUT" and not row[r])
-            else f"{row[r]:>8.0f}"
-            for r in RESOURCES
-        ]
+        cells += [f"{_cell(row, r):>9}" for r in RESOURCES]
         lines.append(" ".join(cells))
     clock_mhz = 1000.0 / summary["clock_ns"]
     fps, latency = summary["estimated_fps"], summary["estimated_latency_ns"]
-    totals = summary["totals"]
+    totals, fraction = summary["totals"], summary["part_fraction"] or {}
+    by_source = summary["totals_by_source"]
     lines += [
         "-" * len(head),
+        "(* the project's model, s synthesized with Yosys, unmarked FINN's estimate)",
         f"critical path   {summary['critical_path_cycles']} cycles; bottleneck "
         f"{summary['bottleneck']} ({summary['bottleneck_op']}, {summary['max_cycles']} cycles)",
         f"throughput      {fps:,.0f} frames/s at {clock_mhz:.0f} MHz "
         f"(target {summary['target_fps'] or 'from folding config'})",
         f"latency         {latency / 1000:.2f} us",
-        "totals          " + ", ".join(f"{r} {totals[r]:,.0f}" for r in RESOURCES),
-    ]
-    if summary["missing_resource_estimates"]:
-        lines.append(
-            "no estimate     "
-            + ", ".join(summary["missing_resource_estimates"])
-            + " (FINN reports 0 for every resource; not in the totals)"
+        f"MAC utilisation {summary['mac_utilisation']:.3f} ({summary['macs_per_frame']:,} MACs "
+        f"per frame on {summary['mac_lanes']} PE x SIMD lanes)",
+        "totals          "
+        + ", ".join(
+            f"{r} {totals[r]:,.0f}"
+            + (f" ({100 * fraction[r]:.1f}%)" if fraction.get(r) is not None else "")
+            for r in RESOURCES
         )
-    only_lut = [
-        n
-        for n in summary["missing_lut_estimates"]
-        if n not in summary["missing_resource_estimates"]
+        + (f" of {summary['fpga_part']}" if fraction else ""),
+        "  of which      "
+        + "; ".join(
+            f"{src}: " + ", ".join(f"{r} {v:,.0f}" for r, v in by_source[src].items() if v)
+            for src in by_source
+            if any(by_source[src].values())
+        ),
     ]
-    if only_lut:
-        lines.append("no LUT estimate " + ", ".join(only_lut) + " (LUT total leaves them out)")
-    if summary["missing_cycle_estimates"]:
-        lines.append("no cycle est.   " + ", ".join(summary["missing_cycle_estimates"]))
     norm = summary["layernorm"]
     if norm["layers"]:
         kinds = ", ".join(f"{n} {op}" for op, n in norm.get("kinds", {}).items())
@@ -179,11 +218,8 @@ def format_summary(summary: dict) -> str:
             + (f" ({kinds})" if kinds else "")
             + ": "
             + ", ".join(f"{r} {norm[r]:,.0f}" for r in RESOURCES)
-            + f", up to {norm['max_cycles']} cycles"
-            + (f"; no estimate for {', '.join(norm['missing'])}" if norm["missing"] else "")
+            + f", up to {norm['max_cycles']} cycles ({', '.join(norm['sources'])})"
         )
-    else:
-        lines.append("LayerNorm       none in this model")
     for stage, res in summary["verification"].items():
         verdict = "match" if res["ok"] else "MISMATCH"
         lines.append(f"verify {stage:<16} {verdict} (max abs difference {res['max_abs_diff']:.3g})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,10 @@ from .transforms import (
     MoveGlobalThresholdsBeforeDataMovement,
     MoveLinearPastReduceMean,
     MoveThresholdsBeforeSplit,
+    OrderPreservingShuffleToReshape,
     ReduceMeanToGlobalAccPool,
     SlicesToSplit,
+    ThresholdsToRequant,
     TidyOnChangeComposed,
     ZeroPointQuantToThresholds,
     streamline_step,
@@ -65,8 +68,10 @@ from .transforms import (
 from .transforms.infer_int_layernorm import unconverted_reason
 
 VERIFICATION_FILE = "verification.json"
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 MAX_STREAMLINE_ROUNDS = 8
+# Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
+MAX_THRESHOLD_BITS = 8
+NO_FINN_REQUANT = 33
 
 
 class UnmappedNodeError(FINNUserError, ValueError):
@@ -211,20 +216,33 @@ def check_all_hw(model: ModelWrapper) -> None:
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
     """FINN's ``step_convert_to_hw``, then a check that every node became a hardware layer.
 
-    Then the integer LayerNorms become the project's ``IntLayerNorm`` layer.
-
     Expects ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with
     embedded thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False``
-    (every transpose becomes a ``Shuffle``). Verified as stage ``hw_layers``.
+    (every transpose becomes a ``Shuffle``). With ``cfg.requant_bitwidth_threshold`` at 8 bits or
+    less (``fpga/build.py --requant-bits``), thresholds of that many output bits become FINN
+    ``Requant`` layers where that is exact
+    (:class:`~qmlp_brevitas.finn.transforms.ThresholdsToRequant`), in place of FINN's own
+    conversion. A ``Shuffle`` that keeps the element order becomes
+    a ``Reshape`` (:class:`~qmlp_brevitas.finn.transforms.OrderPreservingShuffleToReshape`).
+    Integer LayerNorms become the project's ``IntLayerNorm`` layer
+    (:class:`~qmlp_brevitas.finn.transforms.InferIntLayerNorm`). Verified as stage ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
     model = model.transform(InferSplitLayer())
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
-    model = step_convert_to_hw(model, cfg)
-    # after FINN's conversion: its ElementwiseAdd types the residual sum (INT<a+1>), where
-    # qonnx's inference of the plain Add gave INT32
+    requant_bits = cfg.requant_bitwidth_threshold
+    if requant_bits is not None and requant_bits <= MAX_THRESHOLD_BITS:
+        # FINN's own conversion accepts thresholds uniform within 1 %: use the exact one.
+        model = step_convert_to_hw(model, replace(cfg, requant_bitwidth_threshold=NO_FINN_REQUANT))
+        model = model.transform(ThresholdsToRequant(requant_bits, cfg._resolve_fpga_part()))
+    else:
+        model = step_convert_to_hw(model, cfg)
+    # A transpose that keeps the element order (the 1-channel input image) needs no shuffle.
+    model = model.transform(OrderPreservingShuffleToReshape())
+    # After FINN's conversion: its ElementwiseAdd types the residual sum (INT<a+1>), where
+    # qonnx's inference of the plain Add gave INT32.
     model = model.transform(InferIntLayerNorm())
     check_all_hw(model)
     verify_stage(model, cfg, "hw_layers")

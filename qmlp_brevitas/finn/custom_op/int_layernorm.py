@@ -264,7 +264,10 @@ class IntLayerNorm(HWCustomOp):
     def uram_estimation(self, fpgapart=None):
         return 0
 
+    def ff_estimation(self, fpgapart=None):
+        return self.resource_model()["FF"]
+
     def node_res_estimation(self, fpgapart):
         res = super().node_res_estimation(fpgapart)
-        res["FF"] = self.resource_model()["FF"]
+        res["FF"] = self.ff_estimation(fpgapart)
         return res

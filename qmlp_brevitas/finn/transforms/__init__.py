@@ -9,9 +9,11 @@ from .layernorm_scale import AbsorbScalarMulIntoLayerNorm
 from .linear_past_reduce_mean import MoveLinearPastReduceMean
 from .linear_past_split import MoveChannelwiseLinearPastSplit
 from .reduce_mean_to_acc_pool import ReduceMeanToGlobalAccPool
+from .shuffle_to_reshape import OrderPreservingShuffleToReshape
 from .slices_to_split import SlicesToSplit
 from .thresholds_before_movement import MoveGlobalThresholdsBeforeDataMovement
 from .thresholds_before_split import MoveThresholdsBeforeSplit
+from .thresholds_to_requant import ThresholdsToRequant
 from .tidy_on_change import TidyOnChangeComposed, streamline_step, tidy_on_change_streamline
 from .zero_point_quant import ZeroPointQuantToThresholds
 
@@ -26,8 +28,10 @@ __all__ = [
     "MoveGlobalThresholdsBeforeDataMovement",
     "MoveLinearPastReduceMean",
     "MoveThresholdsBeforeSplit",
+    "OrderPreservingShuffleToReshape",
     "ReduceMeanToGlobalAccPool",
     "SlicesToSplit",
+    "ThresholdsToRequant",
     "TidyOnChangeComposed",
     "ZeroPointQuantToThresholds",
     "streamline_step",
