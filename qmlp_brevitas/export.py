@@ -23,6 +23,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
 from .errors import QMLPError, RunFolderError
+from .int_layernorm import IntLayerNorm
 from .layout import RunFolder
 
 
@@ -42,14 +43,16 @@ def int_layernorm_check(
 ) -> dict | None:
     """Integers of every IntLayerNorm, Brevitas vs qonnx, on ``examples[index]``.
 
-    The Brevitas integers are those of the module's last forward pass (on all ``examples``);
-    the modules and the graph's ``IntLayerNorm`` nodes are matched in execution order.
+    The Brevitas integers are those the modules recorded in the last forward pass (on all
+    ``examples``, with ``record_integers`` on); the modules and the graph's ``IntLayerNorm``
+    nodes are matched in execution order. A module that computed no integers (float path) is
+    not counted, so ``modules`` falls short of ``layers``.
     """
     from qonnx.core.onnx_exec import execute_onnx
 
-    from .int_layernorm import IntLayerNorm
-
-    norms = [m for m in module.modules() if isinstance(m, IntLayerNorm)]
+    norms = [
+        m for m in module.modules() if isinstance(m, IntLayerNorm) and m.last_integers is not None
+    ]
     nodes = [n for n in graph.graph.node if n.op_type == "IntLayerNorm"]
     if not norms and not nodes:
         return None
@@ -105,7 +108,14 @@ def export_model(
     cleaned.save(str(tmp_path))
     tmp_path.replace(onnx_path)
 
-    expected_all = model(examples).cpu().numpy()
+    norms = [m for m in model.modules() if isinstance(m, IntLayerNorm)]
+    for norm in norms:
+        norm.record_integers = True
+    try:
+        expected_all = model(examples).cpu().numpy()
+    finally:
+        for norm in norms:
+            norm.record_integers = False
     rejected, chosen = [], None
     for i in range(len(examples)):
         x = examples[i : i + 1].cpu().numpy()

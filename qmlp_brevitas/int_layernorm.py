@@ -81,7 +81,8 @@ class IntLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
         self.layer_name = type(self).__name__  # set to the module's path by the model
         self.integer_calls = 0  # forward passes that took the integer path
-        self.last_integers: torch.Tensor | None = None  # integers of the last eval forward
+        self.record_integers = False  # keep the integers of each forward (export's check)
+        self.last_integers: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape[0]}, eps={self.eps}, frac_bits={self.frac_bits}"
@@ -122,7 +123,7 @@ class IntLayerNorm(nn.Module):
         else:
             n = x.value / x.scale
             exact = int_layernorm(torch.round(n.detach()).to(torch.int64), spec)
-            if not self.training:
+            if self.record_integers:
                 self.last_integers = exact.cpu()
             centred = n - n.mean(dim=-1, keepdim=True)
             var = centred.pow(2).mean(dim=-1, keepdim=True) + spec.eps_int / spec.channels**2

@@ -42,7 +42,7 @@ runs it ``U`` iterations per clock). That ``r`` is ``floor(2**K / sqrt(N))`` for
 Precision: ``K = F + 1 + bitlength(isqrt((C-1) * N_max))`` makes the truncation of ``r`` cost
 less than half an output step, so ``y_i`` is LayerNorm's value rounded to ``F`` fractional bits
 within one step. For ``C = 64``: ``K = 22`` at ``B = 5`` (the sum of two 4-bit residual
-operands), ``K = 27`` at ``B = 9``.
+operands), ``K = 26`` at ``B = 9``.
 
 Epsilon: LayerNorm is invariant to the input scale ``s`` but its ``eps`` is not:
 ``LN(s * x; eps) = LN(x; eps / s**2)``. On integers, ``var + eps/s**2`` becomes

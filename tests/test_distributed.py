@@ -93,6 +93,9 @@ def test_two_processes_match_one_and_resume_after_interruption(tmp_path, fmnist_
         epochs=2,
         calib_batches=2,
         export=False,
+        # Float LayerNorm: with the integer one, whose outputs round to whole levels, the two
+        # runs (different float summation orders) ended 1.3e-3 apart on a zero point.
+        recipe={"norm": "layernorm"},
     )
     ddp_cfg = {**base, "batch_size": 16, "out": str(tmp_path / "ddp")}
     run = tmp_path / "ddp"

@@ -135,7 +135,7 @@ def test_hw_layer_cycles_resources_and_folding_refusal():
     assert (timing.rsqrt_clocks, timing.interval, timing.latency) == (23, 64, 30)
     assert inst.get_exp_cycles() == 16 * 64
     res = inst.resource_model()
-    assert res["DSP"] == 2 and res["BRAM_18K"] == 0 and 200 < res["LUT"] < 1000 and res["FF"] > 0
+    assert res["DSP"] == 3 and res["BRAM_18K"] == 0 and 200 < res["LUT"] < 1000 and res["FF"] > 0
     assert inst.node_res_estimation("xczu7ev-ffvc1156-2-e")["FF"] == res["FF"]
     # one word per token: the square root runs all 23 bits in one clock, 3 clocks per token
     fast = getCustomOp(hw_model(simd=64).graph.node[0])
@@ -188,3 +188,24 @@ def test_specialisation_folding_and_finn_view():
     assert exp_cycles_per_layer(model) == {node.name: 256}
     assert res_estimation(model, "xczu7ev-ffvc1156-2-e")[node.name]["LUT"] > 0
     assert to_project_view(model) == 1 and model.graph.node[0].domain == RTL_DOMAIN
+
+
+def test_costing_and_folding_search_cover_the_project_layer():
+    from qmlp_brevitas.finn.folding_search import search_folding
+    from qmlp_brevitas.finn.layer_costs import layer_cost, network_costs
+    from qmlp_brevitas.finn.parts import parse_budget
+    from qmlp_brevitas.finn.project_ops import SpecializeProjectLayers
+
+    part = "xczu7ev-ffvc1156-2-e"
+    model = hw_model().transform(SpecializeProjectLayers())
+    inst = getCustomOp(model.graph.node[0])
+    cost = layer_cost(inst, part)
+    model_res = inst.resource_model()
+    # the layer's own estimates, marked as the project's model; FF too (FINN has none)
+    assert all(cost.sources[r] == "modelled" for r in ("LUT", "FF", "DSP", "BRAM_18K"))
+    assert cost.resources["FF"] == model_res["FF"] and cost.resources["LUT"] == model_res["LUT"]
+    assert cost.cycles == 16 * 64 and cost.sources["cycles"] == "modelled"
+    net = network_costs(model, part, 5.0)
+    assert [c.name for c in net["layers"]] == ["IntLayerNorm_0"]
+    found = search_folding(model, part, 5.0, parse_budget(None, part))
+    assert found.folding["IntLayerNorm_0"]["SIMD"] > 1 and found.max_cycles < 16 * 64

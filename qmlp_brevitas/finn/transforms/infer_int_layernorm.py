@@ -26,8 +26,6 @@ from ...custom_op import DOMAIN as QONNX_DOMAIN
 from ..project_ops import DOMAIN as HW_DOMAIN
 
 SCALE_TOLERANCE = 1e-5  # |input_scale - 1|; exact for integers below 2**15 in magnitude
-
-
 PASS_THROUGH = ("DuplicateStreams",)  # FINN layers whose outputs have their input's type
 
 
@@ -66,8 +64,9 @@ class InferIntLayerNorm(Transformation):
                 continue
             if unconverted_reason(model, node) is not None:
                 continue
+            output = node.output[0]
             model = _minimize_producer_width(model, node.input[0])
-            node = model.get_node_from_name(node.name)
+            node = model.find_producer(output)  # the same node in the model after inference
             self.convert(model, node)
             return model.transform(InferDataTypes()), True
         return model, False
