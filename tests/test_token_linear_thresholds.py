@@ -182,7 +182,7 @@ def test_negative_layer_scale_is_named_in_the_build_error(tmp_path):
 
     model = _graph(np.random.default_rng(2), sign=np.array([1, -1, 1, 1]))
     model = model.transform(AbsorbTokenLinearIntoElementThresholds())
-    why = {name: reason for name, _, reason in unmapped_nodes(model)}
+    why = {u.node: u.reason for u in unmapped_nodes(model)}
     assert "float input" in why["Concat_0"]
     assert "Mul_sign multiplies 1 channels by a negative factor" in why["Concat_0"]
     assert "--layer-scale non_negative" in why["Concat_0"]
