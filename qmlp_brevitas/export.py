@@ -1,5 +1,10 @@
 """QONNX export of a quantized model, cleaned with qonnx, with verification data beside it.
 
+A model with integer LayerNorms (:class:`~qmlp_brevitas.int_layernorm.IntLayerNorm`) exports
+each as the QONNX op ``IntLayerNorm``; the verification then also compares, on the verification
+example, the integers every such node computes in qonnx with those of the Brevitas module
+(``int_layernorm`` in ``export.json``: layers, values compared, mismatches).
+
 Optionally also the standard-ONNX QDQ model (:mod:`qmlp_brevitas.qdq`) that onnxruntime runs,
 checked against Brevitas' predictions.
 """
@@ -18,6 +23,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
 from .errors import QMLPError, RunFolderError
+from .int_layernorm import IntLayerNorm
 from .layout import RunFolder
 
 
@@ -30,6 +36,41 @@ class OnnxFileError(QMLPError, ValueError):
 # float32 rounding error of a rounding boundary (a LayerNorm output, typically) can still round
 # to neighbouring levels in the two, which moves the logits by far more than this tolerance.
 VERIFY_ATOL = 1e-4
+
+
+def int_layernorm_check(
+    module: torch.nn.Module, graph: ModelWrapper, examples: torch.Tensor, index: int
+) -> dict | None:
+    """Integers of every IntLayerNorm, Brevitas vs qonnx, on ``examples[index]``.
+
+    The Brevitas integers are those the modules recorded in the last forward pass (on all
+    ``examples``, with ``record_integers`` on); the modules and the graph's ``IntLayerNorm``
+    nodes are matched in execution order. A module that computed no integers (float path) is
+    not counted, so ``modules`` falls short of ``layers``.
+    """
+    from qonnx.core.onnx_exec import execute_onnx
+
+    norms = [
+        m for m in module.modules() if isinstance(m, IntLayerNorm) and m.last_integers is not None
+    ]
+    nodes = [n for n in graph.graph.node if n.op_type == "IntLayerNorm"]
+    if not norms and not nodes:
+        return None
+    x = examples[index : index + 1].cpu().numpy()
+    context = execute_onnx(graph, {graph.graph.input[0].name: x}, return_full_exec_context=True)
+    values = mismatches = 0
+    for norm, node in zip(norms, nodes, strict=False):
+        ours = norm.last_integers[index : index + 1].numpy()
+        theirs = context[node.output[0]].reshape(ours.shape)
+        values += ours.size
+        mismatches += int((ours != theirs).sum())
+    return {"layers": len(nodes), "modules": len(norms), "values": values, "mismatches": mismatches}
+
+
+def _integers_agree(check: dict | None) -> bool:
+    if check is None:
+        return True
+    return check["layers"] == check["modules"] and check["mismatches"] == 0
 
 
 def run_qonnx(model: ModelWrapper, x: np.ndarray) -> np.ndarray:
@@ -67,7 +108,14 @@ def export_model(
     cleaned.save(str(tmp_path))
     tmp_path.replace(onnx_path)
 
-    expected_all = model(examples).cpu().numpy()
+    norms = [m for m in model.modules() if isinstance(m, IntLayerNorm)]
+    for norm in norms:
+        norm.record_integers = True
+    try:
+        expected_all = model(examples).cpu().numpy()
+    finally:
+        for norm in norms:
+            norm.record_integers = False
     rejected, chosen = [], None
     for i in range(len(examples)):
         x = examples[i : i + 1].cpu().numpy()
@@ -79,13 +127,16 @@ def export_model(
     index, diff = chosen if chosen else (0, rejected[0]["max_abs_diff"])
     np.save(run.input, examples[index : index + 1].cpu().numpy())
     np.save(run.expected_output, expected_all[index : index + 1])
+    integers = int_layernorm_check(model, cleaned, examples, index)
     record = {
         "example_index": index,
         "qonnx_vs_brevitas_max_abs_diff": diff,
         "atol": VERIFY_ATOL,
-        "agrees": chosen is not None,
+        "agrees": chosen is not None and _integers_agree(integers),
         "passed_over": rejected,
     }
+    if integers is not None:
+        record["int_layernorm"] = integers
     paths = {
         "onnx": str(onnx_path),
         "input": str(run.input),

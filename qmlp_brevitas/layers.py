@@ -11,6 +11,12 @@ monotonic activation, so that the integer graph maps onto FINN):
 * ``SharedQuantAdd``: both operands of a residual add pass the *same* quantizer, so that the sum
   of two integers on one scale stays an integer on that scale.
 
+With the integer LayerNorm (``norm="intlayernorm"``), the residual-stream quantizers (the stem's
+output quantizer and each add's shared quantizer) return Brevitas ``IntQuantTensor``s, so that
+every norm (``norm1``, ``norm2`` and the final ``norm``) receives integers with their scale and
+bit width: the stem's ``a_bits`` integers for the first norm, the ``a_bits + 1``-bit sum of an
+add for every other one. No quantizer is added for this: each norm already has one in front.
+
 The *sensitive operations* that get the asymmetric (zero-point) quantizer when
 ``recipe.asymmetric`` is on are the inputs of the token- and channel-mixing MLPs, i.e. the norm
 outputs, and the input of the head. A norm's affine shift makes these distributions skewed, so a
@@ -26,6 +32,7 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from torch import nn
 
 from .errors import ConfigError
+from .int_layernorm import IntLayerNorm
 from .quant import act_quantizer, weight_quantizer
 from .recipe import NON_NEGATIVE_ACTS, QuantRecipe
 
@@ -36,8 +43,19 @@ class Quantizers:
     def __init__(self, recipe: QuantRecipe):
         self.recipe = recipe
 
-    def act(self, kind: str = "signed", bits: int | None = None) -> nn.Module:
-        """An activation quantizer; ``kind`` is ``signed``, ``unsigned`` or ``sensitive``."""
+    @property
+    def integer_residual(self) -> bool:
+        """Whether the residual stream carries its scale to the norms (integer LayerNorm)."""
+        return self.recipe.quantized and self.recipe.norm == "intlayernorm"
+
+    def act(
+        self, kind: str = "signed", bits: int | None = None, residual: bool = False
+    ) -> nn.Module:
+        """An activation quantizer; ``kind`` is ``signed``, ``unsigned`` or ``sensitive``.
+
+        ``residual`` marks a quantizer of the residual stream: it returns ``IntQuantTensor``s
+        when the norms are integer LayerNorms.
+        """
         r = self.recipe
         if not r.quantized:
             return nn.Identity()
@@ -50,7 +68,9 @@ class Quantizers:
             signed=kind != "unsigned",
             asymmetric=kind == "sensitive" and r.asymmetric,
         )
-        return QuantIdentity(act_quant=quant, return_quant_tensor=False)
+        return QuantIdentity(
+            act_quant=quant, return_quant_tensor=residual and self.integer_residual
+        )
 
     def _weight_quant(self):
         r = self.recipe
@@ -94,6 +114,8 @@ class TokenBatchNorm(nn.BatchNorm1d):
 def make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=1e-6)
+    if kind == "intlayernorm":
+        return IntLayerNorm(dim, eps=1e-6)
     if kind == "affine":
         return Affine(dim)
     if kind == "batchnorm":
@@ -168,21 +190,23 @@ class SharedQuantAdd(nn.Module):
 
     def __init__(self, quant: Quantizers):
         super().__init__()
-        self.quant = quant.act("signed")
+        self.quant = quant.act("signed", residual=True)
 
     def forward(self, residual, branch):
         return self.quant(residual) + self.quant(branch)
 
 
 class LayerScale(nn.Module):
-    """Per-channel learned scale of a residual branch (ResMLP)."""
+    """Per-channel learned scale of a residual branch (ResMLP); ``non_negative`` scales by
+    ``|gamma|`` (see ``QuantRecipe.layer_scale``)."""
 
-    def __init__(self, dim: int, init_value: float):
+    def __init__(self, dim: int, init_value: float, non_negative: bool = False):
         super().__init__()
         self.gamma = nn.Parameter(torch.full((dim,), init_value))
+        self.non_negative = non_negative
 
     def forward(self, x):
-        return x * self.gamma
+        return x * (self.gamma.abs() if self.non_negative else self.gamma)
 
 
 class QMLPBlock(nn.Module):
@@ -202,12 +226,13 @@ class QMLPBlock(nn.Module):
         self.token_mixing = GroupedTokenMixing(
             dim, quant.recipe.token_groups, make_token_mixer, quant
         )
-        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        non_negative = quant.recipe.layer_scale == "non_negative"
+        self.ls1 = LayerScale(dim, layer_scale, non_negative) if layer_scale else nn.Identity()
         self.add1 = SharedQuantAdd(quant)
         self.norm2 = make_norm(norm, dim)
         self.channel_quant = quant.act("sensitive")
         self.mlp_channels = Mlp(dim, channel_hidden, quant)
-        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.ls2 = LayerScale(dim, layer_scale, non_negative) if layer_scale else nn.Identity()
         self.add2 = SharedQuantAdd(quant)
 
     def forward(self, x):
@@ -222,7 +247,7 @@ class Stem(nn.Module):
         super().__init__()
         self.input_quant = quant.act("signed", bits=quant.recipe.input_bits)
         self.proj = quant.conv(in_chans, dim, patch_size, patch_size)
-        self.out_quant = quant.act("signed")
+        self.out_quant = quant.act("signed", residual=True)
 
     def forward(self, x):
         x = self.proj(self.input_quant(x))

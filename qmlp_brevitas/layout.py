@@ -231,6 +231,20 @@ class BuildFolder:
         return self.root / "rtlsim.json"
 
     @property
+    def rtlsim_whole_dir(self) -> Path:
+        """The whole-design simulation's work: generated HDL, simulator cache, runs."""
+        return self.root / "rtlsim_whole"
+
+    @property
+    def rtlsim_whole_report(self) -> Path:
+        return self.root / "rtlsim_whole.json"
+
+    @property
+    def fifo_depths(self) -> Path:
+        """The FIFO depths the whole-design simulation sized (and reuses)."""
+        return self.rtlsim_whole_dir / "fifo_depths.json"
+
+    @property
     def hardware_cost(self) -> Path:
         """The ablation's condensed cost of this build."""
         return self.root / "hardware.json"
@@ -264,6 +278,8 @@ class BuildFolder:
             self.verify_input.parent,
             self.folding_config,
             self.rtlsim_report,
+            self.rtlsim_whole_report,
+            self.fifo_depths,
             self.hardware_cost,
             self.synthesis,
             self.folding_search,

@@ -18,6 +18,7 @@ from timm.models import register_model
 from torch import nn
 
 from .errors import ConfigError
+from .int_layernorm import IntLayerNorm
 from .layers import Mlp, QMLPBlock, Quantizers, Stem, TokenLinear, make_norm
 from .recipe import QuantRecipe, make_recipe
 
@@ -86,6 +87,9 @@ class QMLPNet(nn.Module):
         self.head_quant = quant.act("signed")
         self.head = quant.linear(embed_dim, num_classes)
         self._quant = quant
+        for name, module in self.named_modules():
+            if isinstance(module, IntLayerNorm):
+                module.layer_name = name
 
     def forward_features(self, x):
         x = self.blocks(self.stem(x))

@@ -349,6 +349,14 @@ def to_qdq(model: ModelWrapper) -> onnx.ModelProto:
     if custom:
         names = ", ".join(f"{n.name} ({n.op_type})" for n in custom[:5])
         raise QDQExportError(f"QONNX ops other than Quant remain ({names}): no QDQ form for them")
+    foreign = [n for n in proto.graph.node if n.domain not in ("", "ai.onnx")]
+    if foreign:
+        names = ", ".join(f"{n.name} ({n.domain}:{n.op_type})" for n in foreign[:5])
+        raise QDQExportError(
+            f"custom ops remain ({names}): onnxruntime has no such operator; a model with "
+            "integer LayerNorms (--norm intlayernorm) has no standard-ONNX QDQ form, train "
+            "with --norm layernorm for one"
+        )
     kept = [o for o in proto.opset_import if o.domain not in QONNX_DOMAINS]
     del proto.opset_import[:]
     proto.opset_import.extend(kept)

@@ -3,9 +3,11 @@
 A :class:`QuantRecipe` says how a model is quantized; the model code reads nothing else. Each of
 the paper's techniques is one field, so that an ablation turns them on one at a time:
 
-1. ``norm`` -- ``"layernorm"`` bounds activation ranges (Sec. 4.1); ``"original"`` keeps the
-   family's own norm (LayerNorm for MLP-Mixer, Affine for ResMLP); ``"affine"``,
-   ``"batchnorm"`` and ``"none"`` are also available.
+1. ``norm`` -- ``"layernorm"`` bounds activation ranges (Sec. 4.1); ``"intlayernorm"`` is the
+   same LayerNorm computed on the integer residual stream exactly as the hardware computes it
+   (:mod:`qmlp_brevitas.int_layernorm`); ``"original"`` keeps the family's own norm (LayerNorm
+   for MLP-Mixer, Affine for ResMLP); ``"affine"``, ``"batchnorm"`` and ``"none"`` are also
+   available.
 2. ``act`` -- ``"relu6"`` or ``"hardtanh"`` are bounded (Sec. 4.2); ``"gelu"`` and ``"relu"``
    are not.
 3. ``calibration`` -- ``"percentile"`` (Sec. 4.3, upper percentile ``percentile``) or ``"minmax"``.
@@ -15,6 +17,13 @@ the paper's techniques is one field, so that an ablation turns them on one at a 
    (Sec. 4.5); which ones is documented in :mod:`qmlp_brevitas.layers`.
 
 ``w_bits``/``a_bits`` of ``None`` build the float model with the same module tree.
+
+One setting is for the hardware, not the paper: ``layer_scale`` -- ``"signed"`` (ResMLP's
+LayerScale as published) or ``"non_negative"`` (its absolute value). FINN folds a LayerScale into
+the thresholds of the residual quantizer; a negative one on a token-mixing channel cannot be
+folded exactly into the per-element thresholds of :mod:`qmlp_brevitas.finn.transforms`
+(``AbsorbTokenLinearIntoElementThresholds``), so a ResMLP with several token groups maps to
+integer hardware only with ``"non_negative"``.
 """
 
 from __future__ import annotations
@@ -24,10 +33,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from .errors import ConfigError
 from .quant import CALIBRATIONS, check_bit_width
 
-NORMS = ("original", "layernorm", "affine", "batchnorm", "none")
+NORMS = ("original", "layernorm", "intlayernorm", "affine", "batchnorm", "none")
 ACTS = ("gelu", "relu", "relu6", "hardtanh")
 BOUNDED_ACTS = ("relu6", "hardtanh")
 NON_NEGATIVE_ACTS = ("relu", "relu6")
+LAYER_SCALES = ("signed", "non_negative")
 
 
 @dataclass(frozen=True)
@@ -37,13 +47,14 @@ class QuantRecipe:
     w_bits: int | None = None
     a_bits: int | None = None
     input_bits: int = 8
-    norm: str = "layernorm"
+    norm: str = "intlayernorm"
     act: str = "relu6"
     calibration: str = "percentile"
     percentile: float = 99.99
     token_groups: int = 2
     asymmetric: bool = True
     per_channel_weights: bool = True
+    layer_scale: str = "signed"
 
     def __post_init__(self):
         if (self.w_bits is None) != (self.a_bits is None):
@@ -58,6 +69,7 @@ class QuantRecipe:
         _check_choice("norm", self.norm, NORMS)
         _check_choice("act", self.act, ACTS)
         _check_choice("calibration", self.calibration, CALIBRATIONS)
+        _check_choice("layer_scale", self.layer_scale, LAYER_SCALES)
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"percentile must be in (50, 100], got {self.percentile!r}")
         if isinstance(self.token_groups, bool) or not isinstance(self.token_groups, int):
@@ -86,9 +98,10 @@ class QuantRecipe:
 
 
 PRESETS: dict[str, dict] = {
-    # All five Q-MLP techniques on.
+    # All five Q-MLP techniques on; LayerNorm computed on integers as the hardware computes it
+    # (as accurate as float LayerNorm here: README, "Integer LayerNorm").
     "qmlp": dict(
-        norm="layernorm", act="relu6", calibration="percentile", token_groups=2, asymmetric=True
+        norm="intlayernorm", act="relu6", calibration="percentile", token_groups=2, asymmetric=True
     ),
     # Naive quantization: the family's own norm, GELU, min-max calibration, one token MLP,
     # symmetric quantizers everywhere.

@@ -103,6 +103,9 @@ def test_two_processes_match_one_and_resume_after_interruption(tmp_path, fmnist_
         # a mean loss 2e-3 away from the two-process run (parameters still within PARAM_RTOL).
         # The processes' exchange of gradients is the same on both paths.
         fast=False,
+        # Float LayerNorm: with the integer one, whose outputs round to whole levels, the two
+        # runs (different float summation orders) ended 1.3e-3 apart on a zero point.
+        recipe={"norm": "layernorm"},
     )
     ddp_cfg = {**base, "batch_size": 16, "out": str(tmp_path / "ddp")}
     run = tmp_path / "ddp"

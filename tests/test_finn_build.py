@@ -64,20 +64,26 @@ def _check_build(summary):
     final = ModelWrapper(summary["final_model"])
     assert all(is_hw_layer(n.domain) for n in final.graph.node)
     assert len(final.graph.node) == len(summary["layers"])
-    # only FINN's LayerNorm is left as HLS; the float output scale/bias run on the host
+    # only FINN's float LayerNorm is left as HLS; the input quantizer and the float output
+    # scale/bias run on the host
     assert set(summary["hls_layers"]["op_types"]) <= {"LayerNorm_hls"}
     assert summary["hls_layers"]["count"] == sum(
         n.op_type.endswith("_hls") for n in final.graph.node
     )
-    assert {n["op_type"] for n in summary["host_nodes"]} <= {"Mul", "Add"}
+    # the host quantizes the input (and lays it out) and de-quantizes the logits
+    host = [n["op_type"] for n in summary["host_nodes"]]
+    assert host[0] == "MultiThreshold"
+    assert set(host) <= {"MultiThreshold", "Transpose", "Flatten", "Mul", "Add"}
     stages = summary["verification"]
     assert set(stages) >= {"qonnx", "qonnx_prepared", "streamlined", "hw_layers", "folded"}
     assert all(r["ok"] and r["max_abs_diff"] < 1e-4 for r in stages.values()), stages
     layernorms = {r["name"] for r in summary["layers"] if r["op_type"].startswith("LayerNorm")}
-    # Every layer has FINN's cycle estimate except FINN's LayerNorm_hls, which reports none, and
-    # the project's RTL pool, whose own count leaves out the HLS pool's write-out cycles.
+    # Every layer has FINN's cycle estimate except FINN's LayerNorm_hls, which reports none, the
+    # project's RTL pool, whose own count leaves out the HLS pool's write-out cycles, and the
+    # project's own layers, whose estimate is their own (source "modelled").
     pools = {r["name"] for r in summary["layers"] if r["op_type"] == "GlobalAccPool_rtl"}
-    assert set(summary["missing_cycle_estimates"]) <= layernorms | pools
+    own = {r["name"] for r in summary["layers"] if r["op_type"].startswith("IntLayerNorm")}
+    assert set(summary["missing_cycle_estimates"]) <= layernorms | pools | own
     assert all(r["cycles"] > 0 for r in summary["layers"] if r["name"] not in layernorms)
     budget = 1e9 / (CLOCK_NS * TARGET_FPS)
     cycles = {r["name"]: r["cycles"] for r in summary["layers"]}
@@ -101,7 +107,7 @@ def _check_build(summary):
 @pytest.mark.slow
 @pytest.mark.parametrize("bits", [4, 8])
 def test_qmlp_layernorm_compiles(tmp_path, bits):
-    summary = _build(tmp_path, _qmlp(tmp_path, bits))
+    summary = _build(tmp_path, _qmlp(tmp_path, bits, norm="layernorm"))
     final = _check_build(summary)
     ops = {n.op_type.rsplit("_", 1)[0] for n in final.graph.node}
     assert {"MVAU", "Thresholding", "LayerNorm", "GlobalAccPool", "StreamingSplit"} <= ops
@@ -116,6 +122,56 @@ def test_qmlp_integer_only_compiles(tmp_path):
     assert not any(n.op_type.startswith("LayerNorm") for n in final.graph.node)
     assert summary["layernorm"]["layers"] == 0
     assert summary["hls_layers"]["count"] == 0
+
+
+@pytest.fixture(scope="module")
+def int_layernorm_build(tmp_path_factory):
+    """A 1-block W4A4 Q-MLP model with integer LayerNorms, exported and built once."""
+    tmp_path = tmp_path_factory.mktemp("int_layernorm")
+    summary = _build(tmp_path, _qmlp(tmp_path, 4, norm="intlayernorm"))
+    return tmp_path / "fpga", summary
+
+
+@pytest.mark.slow
+def test_qmlp_int_layernorm_compiles_with_estimates(int_layernorm_build):
+    import json
+
+    build, summary = int_layernorm_build
+    final = _check_build(summary)
+    ops = [n.op_type for n in final.graph.node]
+    assert ops.count("IntLayerNorm_rtl") == 3 and not any(o.startswith("LayerNorm") for o in ops)
+    norms = [r for r in summary["layers"] if r["op_type"] == "IntLayerNorm_rtl"]
+    assert all(r["cycles"] == 16 * 64 and r["LUT"] > 0 and r["DSP"] > 0 for r in norms)
+    assert summary["layernorm"]["kinds"] == {"IntLayerNorm_rtl": 3}
+    assert summary["layernorm"]["sources"] == ["modelled"]  # the layer's own estimates
+    assert all(set(r["sources"].values()) == {"modelled"} for r in norms)
+    # FINN's own reports carry the layer's estimates
+    cycles = json.loads((build / "report" / "estimate_layer_cycles.json").read_text())
+    resources = json.loads((build / "report" / "estimate_layer_resources.json").read_text())
+    for row in norms:
+        assert cycles[row["name"]] == row["cycles"]
+        assert resources[row["name"]]["LUT"] == row["LUT"] and resources[row["name"]]["FF"] > 0
+    # the thresholds behind each norm compare 12-bit integers, not a float-derived value
+    after = [
+        final.find_consumer(n.output[0]) for n in final.graph.node if "IntLayerNorm" in n.op_type
+    ]
+    assert {n.op_type for n in after if n is not None} <= {"Thresholding_rtl", "StreamingSplit_rtl"}
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_qmlp_int_layernorm_layers_simulate_bit_exact(int_layernorm_build, tmp_path):
+    from qmlp_brevitas.rtlsim.check import check_build
+
+    build, _ = int_layernorm_build
+    names = ["IntLayerNorm_rtl_0", "IntLayerNorm_rtl_1", "IntLayerNorm_rtl_2"]
+    report = check_build(build, cache_dir=tmp_path / "cache", layers=names)
+    assert [r["name"] for r in report["layers"]] == names
+    assert all(
+        r["status"] == "pass" and r["words_checked"] == 2 * 2 * 16 * 64 for r in report["layers"]
+    )
+    assert report["mismatches"] == 0 and not report["errors"]
+    assert set(names) <= set(report["coverage"]["simulated"])
 
 
 @pytest.mark.slow

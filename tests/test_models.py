@@ -125,6 +125,7 @@ def test_residual_add_shares_one_quantizer():
     [
         ({"preset": "naive"}, "Affine"),
         ({"norm": "layernorm"}, "LayerNorm"),
+        ({"norm": "intlayernorm"}, "IntLayerNorm"),
         ({"norm": "batchnorm"}, "TokenBatchNorm"),
         ({"norm": "none"}, "Identity"),
     ],

@@ -42,6 +42,18 @@ def test_ci_runs_the_readme_test_command():
     assert ci_lines[0] in (ROOT / "README.md").read_text()
 
 
+def test_hdl_sources_are_package_data():
+    """A non-editable install carries the project's SystemVerilog (qmlp_brevitas/hdl)."""
+    from fnmatch import fnmatch
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["qmlp_brevitas.hdl"]
+    sources = [
+        p.name for p in (ROOT / "qmlp_brevitas" / "hdl").iterdir() if p.suffix in (".sv", ".v")
+    ]
+    assert sources and all(any(fnmatch(name, pat) for pat in patterns) for name in sources)
+
+
 def _wheel(tmp_path) -> Path:
     """A wheel of the project, built from a copy of its sources in ``tmp_path``."""
     import shutil
@@ -85,6 +97,8 @@ def test_plain_install_has_the_console_scripts_and_presets(tmp_path):
         for p in (ROOT / "qmlp_brevitas" / "configs").glob("*.json")
     }
     assert any(n.endswith("verilator_patches/skid_verilator.patch") for n in names)
+    hdl = [p for p in (ROOT / "qmlp_brevitas" / "hdl").iterdir() if p.suffix in (".sv", ".v")]
+    assert hdl and all(f"qmlp_brevitas/hdl/{p.name}" in names for p in hdl)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     # Without this session's PYTHONPATH: pip would take a checkout's egg-info for an install.

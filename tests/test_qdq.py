@@ -152,8 +152,9 @@ def test_what_qdq_cannot_express_is_refused_by_name():
 @pytest.mark.parametrize("name", ["qmlp_mixer_28", "qmlp_resmlp_28"])
 def test_qmlp_qdq_export_predicts_like_brevitas_in_onnxruntime(name, tmp_path):
     """On the export test's images: onnxruntime (default optimizations) runs the QDQ export of
-    a W4A4 Q-MLP model with the same predictions as Brevitas, in 4-bit Q/DQ types."""
-    model = calibrated(name, 4, 4, depth=2)
+    a W4A4 Q-MLP model with the same predictions as Brevitas, in 4-bit Q/DQ types (with the
+    paper's float LayerNorm: the integer one is the project's own op)."""
+    model = calibrated(name, 4, 4, depth=2, norm="layernorm")
     rng = np.random.default_rng(0)
     examples = torch.from_numpy(rng.standard_normal((16, 1, 28, 28)).astype(np.float32))
     paths = export_model(model, examples[:4], tmp_path, qdq=True)
@@ -178,3 +179,11 @@ def test_qonnx_export_itself_does_not_run_in_onnxruntime(tmp_path):
     paths = export_model(model, torch.randn(1, 1, 28, 28), tmp_path)
     with pytest.raises(Exception, match="Quant"):
         run_onnxruntime(load_onnx(paths["onnx"]).model, np.load(paths["input"]))
+
+
+def test_integer_layernorm_has_no_qdq_form(tmp_path):
+    """The preset's integer LayerNorm is a custom op: refused by name, not left to onnxruntime."""
+    model = calibrated("qmlp_mixer_28", 4, 4, depth=1, norm="intlayernorm")
+    paths = export_model(model, torch.randn(2, 1, 28, 28), tmp_path)
+    with pytest.raises(QDQExportError, match=r"IntLayerNorm.*--norm layernorm"):
+        to_qdq(ModelWrapper(paths["onnx"]))

@@ -6,9 +6,11 @@ Rows, in order, all trained with the same :class:`~qmlp_brevitas.train.TrainConf
 * ``naive`` -- the same architecture quantized with min-max symmetric quantizers (preset
   ``"naive"``);
 * then, cumulatively, each technique switched to its Q-MLP setting (the values of the library's
-  ``"qmlp"`` preset, :data:`qmlp_brevitas.recipe.PRESETS`): LayerNorm (Sec. 4.1), bounded
-  activation (4.2), percentile calibration (4.3), multiple token-mixing MLPs (4.4) and the
-  asymmetric quantizer on the sensitive operations (4.5); the last row is full Q-MLP.
+  ``"qmlp"`` preset, :data:`qmlp_brevitas.recipe.PRESETS`): LayerNorm (Sec. 4.1, the paper's
+  float LayerNorm), bounded activation (4.2), percentile calibration (4.3), multiple
+  token-mixing MLPs (4.4) and the asymmetric quantizer on the sensitive operations (4.5);
+  finally LayerNorm computed on integers as the hardware does (the preset's norm), so that the
+  last row is full Q-MLP as the library builds it.
 
 Each (row, bit width, seed) is one run folder under ``out/<model>/<bits>/<row>/seed<k>`` written
 by :func:`qmlp_brevitas.train.train`. A run whose ``metrics.json`` exists is not trained again; an
@@ -37,13 +39,16 @@ from ..recipe import PRESETS, make_recipe
 from ..train import RESUMABLE_CHANGES, TrainConfig, train
 
 # (row key, table label, recipe field switched on, paper section), in the order they are added.
+# Each switches its field to the qmlp preset's value, except where STEP_VALUES says otherwise.
 TECHNIQUES = (
     ("layernorm", "+ LayerNorm", "norm", "4.1"),
     ("bounded", "+ bounded activation", "act", "4.2"),
     ("percentile", "+ percentile calibration", "calibration", "4.3"),
     ("token_groups", "+ multiple token-mixing MLPs", "token_groups", "4.4"),
-    ("asymmetric", "+ asymmetric quantizer (= Q-MLP)", "asymmetric", "4.5"),
+    ("asymmetric", "+ asymmetric quantizer", "asymmetric", "4.5"),
+    ("int_layernorm", "+ integer LayerNorm (= Q-MLP)", "norm", "4.1"),
 )
+STEP_VALUES = {"layernorm": "layernorm"}  # the paper's LayerNorm is a float one
 QUICK = dict(train_limit=192, test_limit=192, epochs=1, batch_size=64, calib_batches=2)
 # TrainConfig fields that may differ between a finished run and the ablation that reuses it:
 # those the library lets a resumed run change, except the budget (epochs), and data locations.
@@ -69,7 +74,7 @@ def ablation_rows() -> list[AblationRow]:
     ]
     overrides: dict = {}
     for key, label, setting, section in TECHNIQUES:
-        overrides = {**overrides, setting: PRESETS["qmlp"][setting]}
+        overrides = {**overrides, setting: STEP_VALUES.get(key, PRESETS["qmlp"][setting])}
         rows.append(
             AblationRow(key, f"{label}: {setting}={overrides[setting]}", overrides, True, section)
         )

@@ -1,11 +1,13 @@
 """``qmlp-rtlsim`` (``fpga/rtlsim.py``): every FINN RTL layer of a build, in Verilator.
 
     qmlp-rtlsim --build BUILD_DIR [--model M.onnx] [--input X.npy] [--layer NAME ...]
+    qmlp-rtlsim --build BUILD_DIR --whole --frames N    # the whole design end to end
 
 Simulates each RTL layer bit-exact against FINN's execution and prints a table (layer, FINN op,
 folding, words checked, mismatches, simulated cycles per frame vs FINN's estimate, build and
 simulation time) and a coverage line, and writes rtlsim.json in the build folder. Exit status:
-0 all simulated layers match FINN, 1 a mismatch or nothing to check, 2 an error.
+0 all simulated layers match FINN, 1 a mismatch or nothing to check, 2 an error. With
+``--whole``: :mod:`qmlp_brevitas.cli.rtlsim_whole`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
+from . import rtlsim_whole
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-backpressure", action="store_true", help="skip the run with bubbles/back-pressure"
     )
     parser.add_argument("--layer", action="append", help="simulate only this layer (repeatable)")
+    rtlsim_whole.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..rtlsim.check import HEADER, check_build, format_report
 
     args = parse_args(argv)
+    if args.whole:
+        return rtlsim_whole.run(args)
     print(HEADER, flush=True)
     report = check_build(
         args.build,

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="zero-point quantizer on the sensitive operations",
     )
+    t.add_argument(
+        "--layer-scale",
+        choices=("signed", "non_negative"),
+        help="ResMLP's LayerScale: signed (published) or non_negative (|gamma|; needed for "
+        "integer hardware with several token groups)",
+    )
     d = p.add_argument_group("data")
     d.add_argument("--data", default="fashion_mnist", choices=DATASETS)
     d.add_argument("--data-dir", default="data")
@@ -135,6 +141,7 @@ def config_from_args(args) -> TrainConfig:
         "percentile": args.percentile,
         "token_groups": args.token_groups,
         "asymmetric": args.asymmetric,
+        "layer_scale": args.layer_scale,
     }
     return TrainConfig(
         model=args.model,

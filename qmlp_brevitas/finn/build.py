@@ -44,9 +44,9 @@ ESTIMATE_STEPS = [
     "step_tidy_up",
     QMLP + "step_qmlp_streamline",
     QMLP + "step_qmlp_convert_to_hw",
-    "step_create_dataflow_partition",
+    QMLP + "step_qmlp_create_dataflow_partition",
     QMLP + "step_qmlp_specialize_layers",
-    "step_target_fps_parallelization",
+    QMLP + "step_qmlp_target_fps_parallelization",
     "step_apply_folding_config",
     "step_minimize_bit_width",
     "step_transpose_decomposition",
@@ -56,6 +56,7 @@ ESTIMATE_STEPS = [
 ]
 # FINN's standard steps after the estimates; they need Vivado/Vitis.
 HARDWARE_STEPS = [
+    QMLP + "step_qmlp_finn_domains",
     "step_hw_codegen",
     "step_hw_ipgen",
     "step_set_fifo_depths",

@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from ..errors import QMLPError
 from .domains import HLS_DOMAIN, HW_DOMAIN, QMLP_HW_DOMAIN, QMLP_RTL_DOMAIN, RTL_DOMAIN
 
 SPECIALISED_SUFFIX = {HLS_DOMAIN: "_hls", RTL_DOMAIN: "_rtl", QMLP_RTL_DOMAIN: "_rtl"}
+PROJECT_DOMAIN = QMLP_HW_DOMAIN
+PROJECT_RTL_DOMAIN = QMLP_RTL_DOMAIN
 
 
 def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
@@ -35,7 +38,7 @@ def generic_hw_copy(model: ModelWrapper) -> ModelWrapper:
     return copy
 
 
-class PartitionError(ValueError):
+class PartitionError(QMLPError, ValueError):
     """A dataflow parent model without exactly one partition."""
 
 
@@ -76,3 +79,4 @@ def register_hw_ops() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.ispkg:
             importlib.import_module(f"{package.__name__}.{info.name}")
+    importlib.import_module(PROJECT_DOMAIN)

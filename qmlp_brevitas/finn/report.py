@@ -96,10 +96,15 @@ def host_nodes(folder: BuildFolder) -> list[dict]:
 
 
 def layernorm_cost(rows: list[dict]) -> dict:
-    """Cycles and resources of the LayerNorm layers, with the sources of their numbers."""
-    norms = [r for r in rows if r["op_type"].startswith("LayerNorm")]
+    """Cycles and resources of the LayerNorm layers (FINN's float ``LayerNorm_*`` and the
+    project's ``IntLayerNorm_*``), their kinds, and the sources of their numbers."""
+    norms = [r for r in rows if r["op_type"].split("_")[0] in ("LayerNorm", "IntLayerNorm")]
+    kinds: dict[str, int] = {}
+    for norm in norms:
+        kinds[norm["op_type"]] = kinds.get(norm["op_type"], 0) + 1
     return {
         "layers": len(norms),
+        "kinds": kinds,
         "max_cycles": max((r["cycles"] for r in norms), default=0),
         **{r: sum(n[r] for n in norms) for r in RESOURCES},
         "sources": sorted({s for n in norms for s in n["sources"].values()}),
@@ -241,8 +246,11 @@ def format_summary(summary: dict) -> str:
         )
     norm = summary["layernorm"]
     if norm["layers"]:
+        kinds = ", ".join(f"{n} {op}" for op, n in norm.get("kinds", {}).items())
         lines.append(
-            f"LayerNorm       {norm['layers']} layers: "
+            f"LayerNorm       {norm['layers']} layers"
+            + (f" ({kinds})" if kinds else "")
+            + ": "
             + ", ".join(f"{r} {norm[r]:,.0f}" for r in RESOURCES)
             + f", up to {norm['max_cycles']} cycles ({', '.join(norm['sources'])})"
         )

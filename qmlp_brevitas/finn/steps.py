@@ -25,8 +25,10 @@ import numpy as np
 from finn.builder.build_dataflow_config import DataflowBuildConfig
 from finn.builder.build_dataflow_steps import (
     step_convert_to_hw,
+    step_create_dataflow_partition,
     step_generate_estimate_reports,
     step_specialize_layers,
+    step_target_fps_parallelization,
 )
 from finn.transformation.fpgadataflow.convert_to_hw.concat import InferConcatLayer
 from finn.transformation.fpgadataflow.convert_to_hw.split import InferSplitLayer
@@ -47,12 +49,22 @@ from ..layout import BuildFolder
 from .domains import is_hw_layer
 from .errors import UnmappedNode, UnmappedNodeError, write_unmapped
 from .generic import execute_in_parent
-from .specialize import SpecializeToRTL, preferred_style, run_with_finn_domains
+from .host_io import join_host_io, split_host_io
+from .project_ops import (
+    SetProjectFolding,
+    SpecializeProjectLayers,
+    in_finn_view,
+    to_finn_view,
+)
+from .specialize import SpecializeToRTL, preferred_style
 from .transforms import (
     AbsorbClipIntoQuant,
+    AbsorbScalarMulIntoIntLayerNorm,
     AbsorbScalarMulIntoLayerNorm,
+    AbsorbTokenLinearIntoElementThresholds,
     ChannelsLastThresholds,
     CollapseOrderPreservingMovement,
+    InferIntLayerNorm,
     MoveChannelwiseLinearPastSplit,
     MoveGlobalThresholdsBeforeDataMovement,
     MoveLinearPastReduceMean,
@@ -68,6 +80,7 @@ from .transforms import (
     streamline_step,
     tidy_on_change_streamline,
 )
+from .transforms.infer_int_layernorm import unconverted_reason
 
 MAX_STREAMLINE_ROUNDS = 8
 # Thresholds have at most 8 output bits here; FINN's Requant conversion starts above this.
@@ -141,9 +154,11 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     LayerNorm affine parameters are split off (FINN's ``ExtractNormScaleBias``) and moved past the
     group ``Split``; FINN's ``step_streamline`` (as
     :func:`~qmlp_brevitas.finn.transforms.streamline_step`) lowers the patch-embedding conv and
-    absorbs scales; then global thresholds move in front of token transposes and concats, residual
+    absorbs scales; then global thresholds move in front of token transposes and concats (and
+    ResMLP's per-token factors go into per-element thresholds), residual
     scales move past the adds (FINN's ``MoveLinearPastEltwiseAdd``, ``MoveMulPastFork``), scales
-    fold into LayerNorm epsilons, and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
+    fold into LayerNorm epsilons and into the input scales of integer LayerNorms (which then
+    read the integer residual stream), and the token mean becomes a ``GlobalAccPool`` whose ``1/T``
     folds into the head's thresholds. Verified as stage ``streamlined``.
 
     FINN's ``Streamline()`` sequence and the Q-MLP moves run as
@@ -159,10 +174,12 @@ def step_qmlp_streamline(model: ModelWrapper, cfg: DataflowBuildConfig) -> Model
     qmlp_moves = TidyOnChangeComposed(
         [
             MoveGlobalThresholdsBeforeDataMovement(),
+            AbsorbTokenLinearIntoElementThresholds(),
             MoveThresholdsBeforeSplit(),
             MoveMulPastFork(),
             MoveLinearPastEltwiseAdd(),
             AbsorbScalarMulIntoLayerNorm(),
+            AbsorbScalarMulIntoIntLayerNorm(),
             MoveLinearPastReduceMean(),
             ReduceMeanToGlobalAccPool(),
             AbsorbTransposeIntoMultiThreshold(),
@@ -195,13 +212,31 @@ def unmapped_nodes(model: ModelWrapper) -> list[UnmappedNode]:
 
 
 def _why_unmapped(model: ModelWrapper, node) -> str:
+    if node.op_type == "IntLayerNorm":
+        reason = unconverted_reason(model, node)
+        if reason:
+            return reason
     dtypes = [model.get_tensor_datatype(i).name for i in node.input if i]
     if any(d == "FLOAT32" for d in dtypes):
         return (
             f"it has a float input ({', '.join(dtypes)}): FINN maps only integer streams here; "
             "the quantizer or scale in front of it was not absorbed by streamlining"
+            + _negative_scale_hint(model, node)
         )
     return f"FINN has no hardware layer for {node.op_type} with these inputs ({', '.join(dtypes)})"
+
+
+def _negative_scale_hint(model: ModelWrapper, node) -> str:
+    """For ResMLP's token-group concat: a negative per-channel factor (LayerScale) behind it,
+    which :class:`AbsorbTokenLinearIntoElementThresholds` cannot fold."""
+    consumer = model.find_consumer(node.output[0]) if node.op_type == "Concat" else None
+    factor = model.get_initializer(consumer.input[1]) if consumer is not None else None
+    if consumer is None or consumer.op_type != "Mul" or factor is None or not (factor < 0).any():
+        return ""
+    return (
+        f" ({consumer.name} multiplies {int((factor < 0).sum())} channels by a negative factor, "
+        "a negative LayerScale: train with --layer-scale non_negative)"
+    )
 
 
 def check_all_hw(model: ModelWrapper, report: Path | None = None) -> None:
@@ -215,21 +250,27 @@ def check_all_hw(model: ModelWrapper, report: Path | None = None) -> None:
 
 
 def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """FINN's ``step_convert_to_hw``, then a check that every node became a hardware layer.
+    """FINN's ``step_convert_to_hw`` between the host nodes, then a check that every other node
+    became a hardware layer.
 
-    Expects ``cfg.standalone_thresholds`` (thresholds as their own layer, since MVAUs with
-    embedded thresholds do not execute on token streams) and ``infer_shuffle_skip_first=False``
-    (every transpose becomes a ``Shuffle``). With ``cfg.requant_bitwidth_threshold`` at 8 bits or
-    less (``fpga/build.py --requant-bits``), thresholds of that many output bits become FINN
+    The input quantizer (with its layout nodes) is set aside for the host
+    (:mod:`~qmlp_brevitas.finn.host_io`), so that the accelerator takes integers; FINN's
+    partitioning leaves it in the parent model. Expects ``cfg.standalone_thresholds``
+    (thresholds as their own layer, since MVAUs with embedded thresholds do not execute on token
+    streams) and ``infer_shuffle_skip_first=False`` (every other transpose becomes a
+    ``Shuffle``). With ``cfg.requant_bitwidth_threshold`` at 8 bits or less
+    (``fpga/build.py --requant-bits``), thresholds of that many output bits become FINN
     ``Requant`` layers where that is exact
     (:class:`~qmlp_brevitas.finn.transforms.ThresholdsToRequant`), in place of FINN's own
-    conversion. A ``Shuffle`` that keeps the element order becomes
-    a ``Reshape`` (:class:`~qmlp_brevitas.finn.transforms.OrderPreservingShuffleToReshape`), and
-    the float output scale and bias of the logits stay ONNX nodes for the host
-    (:class:`OutputDequantToHost`). Verified as stage ``hw_layers``.
+    conversion. After FINN's conversion the integer LayerNorms become the project's
+    ``IntLayerNorm`` layer, a ``Shuffle`` that keeps the element order becomes a ``Reshape``
+    (:class:`~qmlp_brevitas.finn.transforms.OrderPreservingShuffleToReshape`), and the float
+    output scale and bias of the logits stay ONNX nodes for the host (:class:`OutputDequantToHost`).
+    Verified as stage ``hw_layers``.
     """
     # Split and Concat first: their hardware layers also repair qonnx's datatype inference,
     # which leaves the outputs of a Split as FLOAT32 (as FINN's transformer steps do).
+    model, host = split_host_io(model)
     model = model.transform(InferSplitLayer())
     model = model.transform(InferDataTypes())
     model = model.transform(InferConcatLayer())
@@ -240,17 +281,29 @@ def step_qmlp_convert_to_hw(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
         model = model.transform(ThresholdsToRequant(requant_bits, cfg._resolve_fpga_part()))
     else:
         model = step_convert_to_hw(model, cfg)
+    # after FINN's conversion: its ElementwiseAdd types the residual sum (INT<a+1>), where
+    # qonnx's inference of the plain Add gave INT32
+    model = model.transform(InferIntLayerNorm())
     # A transpose that keeps the element order (the 1-channel input image) needs no shuffle.
     model = model.transform(OrderPreservingShuffleToReshape())
     model = model.transform(OutputDequantToHost())
     model = model.transform(InferShapes()).transform(InferDataTypes())
     check_all_hw(model, BuildFolder(cfg.output_dir).unmapped_nodes)
+    model = join_host_io(model, host)
     verify_stage(model, cfg, "hw_layers")
     return model
 
 
+def step_qmlp_create_dataflow_partition(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """FINN's ``step_create_dataflow_partition``, the project's layers counted as hardware."""
+    return in_finn_view(step_create_dataflow_partition)(model, cfg)
+
+
 def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
-    """FINN's ``step_specialize_layers``, keeping each layer's ``preferred_impl_style``.
+    """The project's layers to their RTL variants (:class:`SpecializeProjectLayers`), then
+    FINN's ``step_specialize_layers``, keeping each layer's ``preferred_impl_style``.
 
     FINN drops the attribute when it specialises a layer; ``step_qmlp_specialize_rtl`` reads it
     later (a layer preferred as "hls" stays HLS). The preference is the node's own attribute or
@@ -270,11 +323,24 @@ def step_qmlp_specialize_layers(model: ModelWrapper, cfg: DataflowBuildConfig) -
         for node in preview.graph.node
         if node.output and (style := preferred_style(node))
     }
+    model = model.transform(SpecializeProjectLayers(cfg._resolve_fpga_part()))  # noqa: SLF001
     model = step_specialize_layers(model, cfg)
     for node in model.graph.node:
         if node.output and node.output[0] in styles:
             getCustomOp(node).set_nodeattr("preferred_impl_style", styles[node.output[0]])
     return model
+
+
+def step_qmlp_target_fps_parallelization(
+    model: ModelWrapper, cfg: DataflowBuildConfig
+) -> ModelWrapper:
+    """The project's layers folded to the target, then FINN's folding of its own, with the
+    project's layers in FINN's view (FINN's cycle analysis covers them; its
+    ``auto_folding_config.json`` lists both; its ``SetFolding`` logs that it leaves them be)."""
+    target = cfg._resolve_cycles_per_frame()  # noqa: SLF001 (FINN's own resolution)
+    if target is not None:
+        model = model.transform(SetProjectFolding(target))
+    return in_finn_view(step_target_fps_parallelization)(model, cfg)
 
 
 def step_qmlp_specialize_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -288,6 +354,13 @@ def step_qmlp_specialize_rtl(model: ModelWrapper, cfg: DataflowBuildConfig) -> M
     model = model.transform(SpecializeToRTL())
     model = model.transform(GiveUniqueNodeNames())
     return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def step_qmlp_finn_domains(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
+    """The project's layers moved into FINN's domains for FINN's hardware steps (IP generation,
+    stitching), which select layers by domain. Not run without Vivado."""
+    to_finn_view(model)
+    return model
 
 
 def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> ModelWrapper:
@@ -305,10 +378,8 @@ def step_qmlp_verify_folded(model: ModelWrapper, cfg: DataflowBuildConfig) -> Mo
 def step_qmlp_generate_estimate_reports(
     model: ModelWrapper, cfg: DataflowBuildConfig
 ) -> ModelWrapper:
-    """FINN's ``step_generate_estimate_reports`` with the project's RTL layers in FINN's view.
-
-    FINN's cycle and resource analyses and its critical-path estimate count only layers of
-    FINN's hls/rtl domains; :func:`~qmlp_brevitas.finn.specialize.run_with_finn_domains`
-    presents the project's RTL layers there for the step.
-    """
-    return run_with_finn_domains(step_generate_estimate_reports, model, cfg)
+    """FINN's ``step_generate_estimate_reports``, with the project's layers estimated like
+    FINN's (cycles, resources, critical path): FINN's analyses count only layers of FINN's
+    hls/rtl domains, so the step runs with the project's layers presented there
+    (:func:`~qmlp_brevitas.finn.project_ops.in_finn_view`)."""
+    return in_finn_view(step_generate_estimate_reports)(model, cfg)

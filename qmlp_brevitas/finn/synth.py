@@ -243,6 +243,11 @@ MVAU_CALIBRATION = tuple(
 # Requant_rtl layers (64 channels, INT20 accumulator to INT8, like the 8-bit model's) at PE 1, 4.
 REQUANT_CALIBRATION = (1, 4)
 
+# IntLayerNorm_rtl layers (64 channels, INT5 residual sums, 16 tokens, like the default model's)
+# at SIMD 1, 4, 64; the layer's LUT/FF estimate (qmlp_brevitas.finn.custom_op.int_layernorm) is
+# fitted to these.
+INT_LAYERNORM_CALIBRATION = (1, 4, 64)
+
 
 def make_requant_model(channels: int, pe: int, idt: str, odt: str, seed: int = 0):
     """A ``Requant`` HW node with per-channel scale ~1/1150 and bias in [-5, 5)."""
@@ -283,9 +288,9 @@ def make_requant_model(channels: int, pe: int, idt: str, odt: str, seed: int = 0
 
 
 def calibration_layers(fpgapart: str):
-    """``(label, model)`` of the single-layer graphs of :data:`MVAU_CALIBRATION` and
-    :data:`REQUANT_CALIBRATION`."""
-    from qmlp_brevitas.rtlsim.graphs import make_mvau_model, specialize
+    """``(label, model)`` of the single-layer graphs of :data:`MVAU_CALIBRATION`,
+    :data:`REQUANT_CALIBRATION` and :data:`INT_LAYERNORM_CALIBRATION`."""
+    from qmlp_brevitas.rtlsim.graphs import make_int_layernorm_model, make_mvau_model, specialize
 
     for pe, simd, bits in MVAU_CALIBRATION:
         model = make_mvau_model(
@@ -295,6 +300,9 @@ def calibration_layers(fpgapart: str):
     for pe in REQUANT_CALIBRATION:
         model = make_requant_model(64, pe, "INT20", "INT8")
         yield f"Requant_rtl_pe{pe}_int20_int8", specialize(model, fpgapart)
+    for simd in INT_LAYERNORM_CALIBRATION:
+        model = make_int_layernorm_model(64, simd, (1, 16), "INT5")
+        yield f"IntLayerNorm_rtl_c64_simd{simd}_int5", specialize(model, fpgapart)
 
 
 def run_calibration(out_dir: str | Path, fpgapart: str, clk_ns: float = 5.0, log=print) -> Path:

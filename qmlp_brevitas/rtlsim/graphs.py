@@ -8,7 +8,8 @@ simulation itself. The builders of the stream layers (``make_duplicate_streams_m
 ``make_split_model``, ``make_concat_model``, ``make_global_acc_pool_model``,
 ``make_eltwise_model``) make FINN HW nodes of the kinds that the project's
 :class:`~qmlp_brevitas.finn.specialize.SpecializeToRTL` turns into RTL layers
-(:func:`specialize_rtl`); they have one or two inputs and outputs.
+(:func:`specialize_rtl`); they have one or two inputs and outputs. ``make_int_layernorm_model``
+does the same for the project's integer LayerNorm layer.
 """
 
 from __future__ import annotations
@@ -52,10 +53,14 @@ def _wrap_io(
 
 
 def specialize(model: ModelWrapper, fpgapart: str = DEFAULT_FPGAPART) -> ModelWrapper:
-    """FINN's ``SpecializeLayers``; fails if no node became an RTL layer."""
+    """FINN's ``SpecializeLayers`` (and the project's, for its own layers); fails if no node
+    became an RTL layer."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
+    from qmlp_brevitas.finn.project_ops import SpecializeProjectLayers
+
     ensure_finn_settings()
+    model = model.transform(SpecializeProjectLayers(fpgapart))
     model = model.transform(SpecializeLayers(fpgapart)).transform(GiveUniqueNodeNames())
     if not any(is_rtl_layer(n) for n in model.graph.node):
         ops = [n.op_type for n in model.graph.node]
@@ -319,6 +324,45 @@ def make_mvau_model(
     model.set_initializer("weights", weights)
     model.set_tensor_datatype("weights", wdt_)
     return model.transform(MinimizeAccumulatorWidth())
+
+
+def make_int_layernorm_model(
+    channels: int = 16,
+    simd: int = 4,
+    vectors: tuple[int, ...] = (1, 6),
+    idt: str = "INT5",
+    input_bits: int | None = None,
+    frac_bits: int = 8,
+    eps_int: int = 0,
+) -> ModelWrapper:
+    """An ``IntLayerNorm`` HW node (:mod:`qmlp_brevitas.finn.custom_op`), not yet specialised;
+    sized for ``input_bits`` (default: the input type's width)."""
+    from qmlp_brevitas.finn.project_ops import DOMAIN
+    from qmlp_brevitas.intnorm import IntLayerNormSpec
+
+    idt_ = DataType[idt]
+    bits = input_bits or idt_.bitwidth() + (0 if idt_.signed() else 1)
+    spec = IntLayerNormSpec(channels, bits, frac_bits, eps_int)
+    odt = DataType[f"INT{spec.output_bits}"]
+    shape = [*vectors, channels]
+    node = helper.make_node(
+        "IntLayerNorm",
+        ["inp"],
+        ["outp"],
+        name="IntLayerNorm_0",
+        domain=DOMAIN,
+        backend="fpgadataflow",
+        NumChannels=channels,
+        SIMD=simd,
+        numInputVectors=list(vectors),
+        input_bits=bits,
+        frac_bits=frac_bits,
+        eps_int=eps_int,
+        rsqrt_bits=spec.rsqrt_bits,
+        inputDataType=idt_.name,
+        outputDataType=odt.name,
+    )
+    return _wrap(node, shape, shape, idt_, odt)
 
 
 def random_input(model: ModelWrapper, seed: int = 0) -> dict[str, np.ndarray]:

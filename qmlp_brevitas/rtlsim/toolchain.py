@@ -159,8 +159,15 @@ def build_simulator(
     return SimBuild(key, toplevel, entry / "sim_build", False, build_s)
 
 
-def run_testbench(build: SimBuild, job: dict, run_dir: Path) -> dict:
-    """Run the cocotb testbench on ``build`` with the stream job ``job``; return its result."""
+def run_testbench(
+    build: SimBuild,
+    job: dict,
+    run_dir: Path,
+    test_module: str = TESTBENCH_MODULE,
+    plusargs: tuple[str, ...] = (),
+) -> dict:
+    """Run the cocotb testbench ``test_module`` on ``build`` with the job ``job`` (and simulator
+    ``plusargs``); return the result it writes."""
     from cocotb_tools.runner import get_runner
 
     run_dir = Path(run_dir)
@@ -174,13 +181,14 @@ def run_testbench(build: SimBuild, job: dict, run_dir: Path) -> dict:
     with _patched_environ(verilator_env()):
         try:
             runner.test(
-                test_module=TESTBENCH_MODULE,
+                test_module=test_module,
                 hdl_toplevel=build.toplevel,
                 hdl_toplevel_lang="verilog",
                 build_dir=build.build_dir,
                 test_dir=run_dir,
                 extra_env={"QMLP_RTLSIM_JOB": str(job_path)},
                 log_file=log,
+                plusargs=list(plusargs),
                 results_xml=str(run_dir / "results.xml"),
             )
         except (SystemExit, Exception) as err:

@@ -1,15 +1,18 @@
-"""The project's FINN custom ops, registered for qonnx's ``getCustomOp`` as FINN registers its own.
+"""The project's FINN hardware layers, one module per op, for qonnx's ``getCustomOp``.
 
-Domain ``qmlp_brevitas.finn.custom_op`` holds the project's HW ops (this module's
-``custom_op`` dict) and ``qmlp_brevitas.finn.custom_op.rtl`` their ``_rtl`` specialisations and
-the RTL variants of FINN HW ops that finn-plus has only as HLS (:mod:`.rtl`), as FINN does with
-``finn.custom_op.fpgadataflow`` and ``finn.custom_op.fpgadataflow.rtl``. One module per op.
-Importing this package imports no FINN module; importing :mod:`.rtl` does.
+Domains, as FINN's ``finn.custom_op.fpgadataflow[.rtl|.hls]``: the project's HW-abstraction ops
+are in :data:`DOMAIN` (``custom_op`` below), their ``_rtl`` specialisations and the RTL variants
+of FINN HW ops that finn-plus has only as HLS in :data:`RTL_DOMAIN` (:mod:`.rtl`), and ``_hls``
+ones, if any, in :data:`HLS_DOMAIN`. How FINN's build steps see them is
+:mod:`qmlp_brevitas.finn.project_ops`. FINN must be set up
+(:func:`qmlp_brevitas.finn.settings.setup_finn`) before these modules are used in a build.
+
+* :class:`~.int_layernorm.IntLayerNorm` -- integer LayerNorm (``IntLayerNorm_rtl``).
 """
 
-from ..domains import QMLP_HW_DOMAIN as DOMAIN
-from ..domains import QMLP_RTL_DOMAIN as RTL_DOMAIN
+from ..project_ops import DOMAIN, HLS_DOMAIN, RTL_DOMAIN
+from .int_layernorm import IntLayerNorm
 
-custom_op: dict = {}
+custom_op = {"IntLayerNorm": IntLayerNorm}
 
-__all__ = ["DOMAIN", "RTL_DOMAIN", "custom_op"]
+__all__ = ["DOMAIN", "HLS_DOMAIN", "RTL_DOMAIN", "IntLayerNorm", "custom_op"]

@@ -1,7 +1,13 @@
-"""RTL variants ``X_rtl`` of FINN HW layers, domain ``qmlp_brevitas.finn.custom_op.rtl``.
+"""``_rtl`` layers in the domain ``qmlp_brevitas.finn.custom_op.rtl``, as FINN's
+``finn.custom_op.fpgadataflow.rtl``.
 
-Each class subclasses FINN's own HW op (so Python execution, shapes, folding and data types are
-FINN's) and FINN's ``RTLBackend``, with a SystemVerilog core in ``qmlp_brevitas/hdl/``:
+The specialisation of the project's own HW op:
+
+* :class:`IntLayerNorm_rtl` -- the project's ``IntLayerNorm`` (``int_layernorm.sv``).
+
+RTL variants of FINN HW layers that finn-plus has only as HLS; each subclasses FINN's own HW op
+(so Python execution, shapes, folding and data types are FINN's) and FINN's ``RTLBackend``, with
+a SystemVerilog core in ``qmlp_brevitas/hdl/``:
 
 * :class:`DuplicateStreams_rtl` -- FINN's ``DuplicateStreams`` (``qmlp_dup_streams.sv``);
 * :class:`StreamingSplit_rtl` -- FINN's ``StreamingSplit`` (``qmlp_split_streams.sv``);
@@ -14,12 +20,23 @@ qonnx's ``getCustomOp`` imports this module for a node of this domain and looks 
 
 from .duplicatestreams_rtl import DuplicateStreams_rtl
 from .globalaccpool_rtl import GlobalAccPool_rtl
+from .int_layernorm_rtl import IntLayerNorm_rtl
 from .streamingconcat_rtl import StreamingConcat_rtl
 from .streamingsplit_rtl import StreamingSplit_rtl
 
 custom_op = {
     "DuplicateStreams_rtl": DuplicateStreams_rtl,
     "GlobalAccPool_rtl": GlobalAccPool_rtl,
+    "IntLayerNorm_rtl": IntLayerNorm_rtl,
     "StreamingConcat_rtl": StreamingConcat_rtl,
     "StreamingSplit_rtl": StreamingSplit_rtl,
 }
+
+__all__ = [
+    "DuplicateStreams_rtl",
+    "GlobalAccPool_rtl",
+    "IntLayerNorm_rtl",
+    "StreamingConcat_rtl",
+    "StreamingSplit_rtl",
+    "custom_op",
+]
