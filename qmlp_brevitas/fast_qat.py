@@ -49,8 +49,11 @@ from brevitas.core.zero_point import ParameterFromRuntimeZeroPoint, ZeroZeroPoin
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.proxy.parameter_quant import WeightQuantProxyFromInjector
 from brevitas.proxy.runtime_quant import ActQuantProxyFromInjector
-from brevitas.quant_tensor import QuantTensor
+from brevitas.quant_tensor import IntQuantTensor, QuantTensor
 from torch import Tensor, nn
+
+from .fast_int_layernorm import int_layernorm_forward
+from .int_layernorm import IntLayerNorm
 
 
 def _in_range_grad(grad: Tensor, r: Tensor, lo: float, hi: float) -> Tensor:
@@ -177,7 +180,7 @@ class LearnedActQuant(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, value, zp_value, threshold, min_val, lo, hi, zlo, zhi):
+    def forward(ctx, x, value, zp_value, threshold, min_val, lo, hi, zlo, zhi, with_scale=False):
         a = torch.abs(value)
         scale = (a if min_val is None else torch.clamp_min(a, min_val)) / threshold
         has_zp = zp_value is not None
@@ -191,16 +194,28 @@ class LearnedActQuant(torch.autograd.Function):
         ctx.lo, ctx.hi, ctx.zlo, ctx.zhi = lo, hi, zlo, zhi
         ctx.clamp_grad, ctx.has_zp, ctx.x_dtype = True, has_zp, x.dtype
         ctx.save_for_backward(x, r, out, value, scale, threshold, zp_value, za, zr, zero_point)
-        return out
+        ctx.with_scale = with_scale
+        if not with_scale:
+            return out
+        # The scale (and zero point) of the output QuantTensor: the same tensors, so their
+        # gradients join those of the quantization below, as in Brevitas' graph.
+        ctx.set_materialize_grads(False)
+        return (out, scale) if zero_point is None else (out, scale, zero_point)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad, grad_scale_out=None, grad_zp_out=None):
         x, r, out, value, scale, threshold, zp_value, za, zr, zero_point = ctx.saved_tensors
         need = ctx.needs_input_grad
         need_zp = ctx.has_zp and need[2]
+        if grad is None:
+            grad = torch.zeros_like(out)
         grad_x, grad_scale, grad_zp = _quantize_grads(
             ctx, grad, x, r, out, scale, zero_point, need[1] or need_zp, need_zp
         )
+        if grad_scale_out is not None and grad_scale is not None:
+            grad_scale = grad_scale + grad_scale_out
+        if grad_zp_out is not None and grad_zp is not None:
+            grad_zp = grad_zp + grad_zp_out
         grad_zp_value = None
         if ctx.has_zp:
             g = _in_range_grad(grad_zp, zr, ctx.zlo, ctx.zhi)
@@ -208,7 +223,7 @@ class LearnedActQuant(torch.autograd.Function):
             grad_zp_value = binary_sign * (g / scale)
             grad_scale = grad_scale + -g * ((za / scale) / scale)
         grad_value = (grad_scale / threshold) * torch.sgn(value) if need[1] else None
-        return grad_x, grad_value, grad_zp_value, None, None, None, None, None, None
+        return grad_x, grad_value, grad_zp_value, None, None, None, None, None, None, None
 
 
 class ClampMinDiv(torch.autograd.Function):
@@ -356,10 +371,16 @@ class QuantizerPlan:
     learned: LearnedAct | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
+        """The quantized ``x``."""
+        return self.quantize(x, with_scale=False)[0]
+
+    def quantize(self, x: Tensor, with_scale: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """``(quantized x, scale, zero point)``, as Brevitas' ``RescalingIntQuant`` returns
+        them (scale and zero point only ``with_scale``, else None)."""
         learned = self.learned
         if learned is not None and learned.active():
             zp = learned.zero_point
-            return LearnedActQuant.apply(
+            outs = LearnedActQuant.apply(
                 x,
                 learned.scaling.value,
                 None if zp is None else zp.value,
@@ -369,12 +390,23 @@ class QuantizerPlan:
                 self.hi,
                 learned.zlo,
                 learned.zhi,
+                with_scale,
             )
+            if not with_scale:
+                return outs, None, None
+            if zp is None:
+                return outs[0], outs[1], self.zero_point(x, outs[1])
+            return outs
         scale = self.scale(x)
         zero_point = self.zero_point(x, scale)
-        return FakeQuant.apply(
+        out = FakeQuant.apply(
             x, scale, zero_point, self.lo, self.hi, self.clamp_grad, self.has_zero_point
         )
+        return (out, scale, zero_point) if with_scale else (out, None, None)
+
+    def bit_width(self) -> Tensor:
+        """Brevitas' bit width tensor of this quantizer."""
+        return self.tensor_quant.msb_clamp_bit_width_impl()
 
 
 @dataclass
@@ -453,8 +485,6 @@ def _plan_module(module: nn.Module) -> QuantizerPlan | str | None:
         proxy = module.act_quant
         if type(proxy) is not ActQuantProxyFromInjector:
             return f"activation proxy {type(proxy).__name__}"
-        if module.return_quant_tensor:
-            return "returns a QuantTensor"
         if _enabled(module.input_quant):
             return "has an input quantizer"
         fused = proxy.fused_activation_quant_proxy
@@ -481,9 +511,16 @@ def _plan_module(module: nn.Module) -> QuantizerPlan | str | None:
 
 
 def plan_fast_quant(model: nn.Module) -> tuple[dict[str, QuantizerPlan], FastQuantReport]:
-    """Plans for every quantized layer of ``model`` the fast path supports, and a report."""
+    """Plans for every quantized layer of ``model`` the fast path supports, and a report.
+
+    The report's ``fast`` also lists the integer LayerNorms (:class:`IntLayerNormSte`; they
+    need no plan).
+    """
     plans, report = {}, FastQuantReport()
     for name, module in model.named_modules():
+        if isinstance(module, IntLayerNorm):
+            report.fast.append(name)
+            continue
         plan = _plan_module(module)
         if plan is None:
             continue
@@ -507,12 +544,22 @@ def _eager(module: nn.Module, proxy, plan: QuantizerPlan) -> bool:
 
 
 def _act_forward(module: QuantIdentity, plan: QuantizerPlan):
+    """Brevitas' ``QuantIdentity`` forward: a QuantTensor input is quantized by its value, and
+    with ``return_quant_tensor`` the output is an ``IntQuantTensor`` of Brevitas' scale, zero
+    point and bit width (the scale and zero point carry their gradients)."""
     proxy, brevitas_forward = module.act_quant, type(module).forward
 
     def forward(x):
-        if isinstance(x, QuantTensor) or _eager(module, proxy, plan):
+        if _eager(module, proxy, plan):
             return brevitas_forward(module, x)
-        return plan(x)
+        if isinstance(x, QuantTensor):
+            x = x.value
+        if not module.return_quant_tensor:
+            return plan(x)
+        out, scale, zero_point = plan.quantize(x)
+        return IntQuantTensor(
+            out, scale, zero_point, plan.bit_width(), proxy.is_signed, proxy.training
+        )
 
     return forward
 
@@ -524,6 +571,19 @@ def _layer_forward(module: QuantLinear | QuantConv2d, plan: QuantizerPlan):
         if isinstance(x, QuantTensor) or _eager(module, proxy, plan):
             return brevitas_forward(module, x)
         return module.inner_forward_impl(x, plan(module.weight), module.bias)
+
+    return forward
+
+
+def _int_layernorm_forward(module: IntLayerNorm):
+    def forward(x):
+        if (
+            not isinstance(x, IntQuantTensor)
+            or torch.onnx.is_in_onnx_export()
+            or torch._C._get_tracing_state() is not None
+        ):
+            return type(module).forward(module, x)
+        return int_layernorm_forward(module, x)
 
     return forward
 
@@ -547,6 +607,10 @@ def fast_quant(model: nn.Module, enabled: bool = True) -> Iterator[FastQuantRepo
             make = _act_forward if isinstance(module, QuantIdentity) else _layer_forward
             module.forward = make(module, plan)
             patched.append(module)
+        for module in modules.values():
+            if isinstance(module, IntLayerNorm):
+                module.forward = _int_layernorm_forward(module)
+                patched.append(module)
         yield report
     finally:
         for module in patched:

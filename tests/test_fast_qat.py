@@ -7,10 +7,13 @@ import copy
 import pytest
 import torch
 from brevitas.core.zero_point import ParameterFromRuntimeZeroPoint
+from brevitas.inject.enum import FloatToIntImplType
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.quant_tensor import IntQuantTensor
 
 from qmlp_brevitas import fast_qat
 from qmlp_brevitas.fast_qat import fast_quant, plan_fast_quant
+from qmlp_brevitas.int_layernorm import IntLayerNorm
 from qmlp_brevitas.models import create_qmlp
 from qmlp_brevitas.quant import act_quantizer
 from qmlp_brevitas.train import calibrate
@@ -60,11 +63,12 @@ def test_fast_path_gives_brevitas_outputs_and_gradients(bits, recipe):
     layers = [n for n, m in model.named_modules() if isinstance(m, QuantLinear | QuantConv2d)]
     zero_points = [m for m in model.modules() if isinstance(m, ParameterFromRuntimeZeroPoint)]
     # With the integer LayerNorm (the preset's norm) the residual stream's quantizers hand their
-    # scale to the norms as a QuantTensor: those stay on Brevitas' path, the rest is fast.
+    # scale to the norms as a QuantTensor; they, and the norms, take the fast path too.
     residual = [n for n, m in model.named_modules() if getattr(m, "return_quant_tensor", False)]
-    assert bool(residual) == (model.recipe.norm == "intlayernorm")
-    assert report.eager == dict.fromkeys(residual, "returns a QuantTensor")
-    assert sorted(report.fast) == sorted(set(acts + layers) - set(residual))
+    norms = [n for n, m in model.named_modules() if isinstance(m, IntLayerNorm)]
+    assert bool(residual) == bool(norms) == (model.recipe.norm == "intlayernorm")
+    assert report.eager == {}
+    assert sorted(report.fast) == sorted(acts + layers + norms)
     assert torch.equal(fast_out, eager_out)
     assert fast_grads.keys() == eager_grads.keys()
     for name, grad in eager_grads.items():
@@ -140,8 +144,9 @@ def test_leaving_the_context_restores_brevitas_forward_even_after_an_error():
 
 
 def test_unsupported_quantizers_stay_on_brevitas_path_with_a_reason():
+    floor = act_quantizer(4).let(float_to_int_impl_type=FloatToIntImplType.FLOOR)
     layer = torch.nn.Sequential(
-        QuantIdentity(act_quant=act_quantizer(4), return_quant_tensor=True),
+        QuantIdentity(act_quant=floor, return_quant_tensor=False),
         QuantIdentity(act_quant=act_quantizer(4), return_quant_tensor=False),
     )
     calibrate(layer, [(torch.randn(8, 16), None)], batches=1)
@@ -150,8 +155,48 @@ def test_unsupported_quantizers_stay_on_brevitas_path_with_a_reason():
     eager = layer(x)
     with fast_quant(layer) as report:
         fast = layer(x)
-    assert report.fast == ["1"] and report.eager == {"0": "returns a QuantTensor"}
+    assert report.fast == ["1"] and report.eager == {"0": "rounding FloorSte is not RoundSte"}
     assert torch.equal(fast, eager)
+
+
+@pytest.mark.parametrize("asymmetric", [False, True], ids=["symmetric", "asymmetric"])
+@pytest.mark.parametrize("calibrated", [True, False], ids=["calibrated", "statistics-phase"])
+def test_quant_tensor_outputs_are_brevitas_with_their_gradients(asymmetric, calibrated):
+    """A quantizer returning a QuantTensor (the residual stream's, for the integer LayerNorm):
+    same value, scale, zero point, bit width and sign as Brevitas, and the gradients that flow
+    through the returned scale and zero point (a residual add and a loss that uses them)."""
+    torch.manual_seed(0)
+    quant = QuantIdentity(
+        act_quant=act_quantizer(4, asymmetric=asymmetric), return_quant_tensor=True
+    )
+    if calibrated:
+        calibrate(quant, [(torch.randn(8, 16, 32), None)], batches=1)
+    quant.train()
+    x0, y0 = torch.randn(8, 16, 32), torch.randn(8, 16, 32)
+    weights = torch.randn(8, 16, 32)
+
+    def run():
+        quant.zero_grad(set_to_none=True)
+        x, y = x0.clone().requires_grad_(), y0.clone().requires_grad_()
+        first = quant(x)
+        total = quant(first) + quant(y)  # a QuantTensor input, then Brevitas' QuantTensor add
+        loss = (total.value * weights).sum() + 7 * total.scale.sum() + 3 * first.zero_point.sum()
+        loss.backward()
+        grads = [x.grad, y.grad] + [p.grad for p in quant.parameters() if p.grad is not None]
+        return first, total, grads
+
+    eager_first, eager_total, eager_grads = run()
+    with fast_quant(quant) as report:
+        fast_first, fast_total, fast_grads = run()
+    assert report.fast == [""] and not report.eager
+    for fast, eager in ((fast_first, eager_first), (fast_total, eager_total)):
+        assert type(fast) is type(eager) is IntQuantTensor
+        for field in ("value", "scale", "zero_point", "bit_width"):
+            assert torch.equal(getattr(fast, field), getattr(eager, field)), field
+        assert fast.signed == eager.signed and fast.training == eager.training
+    assert len(fast_grads) == len(eager_grads) == 3 + asymmetric
+    for fast, eager in zip(fast_grads, eager_grads, strict=True):
+        torch.testing.assert_close(fast, eager, **GRAD_TOL)
 
 
 def test_in_range_gradient_includes_both_ends_of_the_integer_range():
