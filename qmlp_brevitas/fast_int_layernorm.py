@@ -25,7 +25,7 @@ import torch
 from brevitas.quant_tensor import IntQuantTensor
 from torch import Tensor
 
-from .intnorm import IntLayerNormSpec, int_layernorm_float
+from .intnorm import IntLayerNormSpec, int_layernorm, int_layernorm_float
 
 
 class IntLayerNormSte(torch.autograd.Function):
@@ -41,16 +41,17 @@ class IntLayerNormSte(torch.autograd.Function):
         # Every tensor keeps the module's layout (``x``'s, often channels-strided): the means'
         # float results depend on it, and changing layouts costs more than a pass.
         n = x / scale
-        ints = int_layernorm_float(torch.round(n), spec)
-        if integers is not None:
-            integers.append(ints.to(torch.int64).cpu())
+        q = torch.round(n)
+        if integers is not None:  # as the module records them (also for 16-bit activations)
+            integers.append(int_layernorm(q.to(torch.int64), spec).cpu())
+        ints = int_layernorm_float(q, spec)
         c = spec.channels
         centred = n - n.mean(dim=-1, keepdim=True)
         var = torch.pow(centred, 2, out=n).mean(dim=-1, keepdim=True) + spec.eps_int / c**2
         floor = 0.5 / c**2
         passed = var >= floor
         r = torch.rsqrt(var.clamp_min(floor))
-        surrogate = centred * (r * 2.0**spec.frac_bits)
+        surrogate = torch.mul(centred, r * 2.0**spec.frac_bits, out=q)  # q's memory is free
         ints.sub_(surrogate).add_(surrogate)  # surrogate + (exact - surrogate)
         out = (ints * (weight * 2.0**-spec.frac_bits)).add_(bias)
         ctx.frac_bits, ctx.eps = spec.frac_bits, spec.eps_int / c**2
@@ -70,10 +71,12 @@ class IntLayerNormSte(torch.autograd.Function):
             if need[1]:
                 grad_scale = _scale_grad(s_tok, r, passed, ctx.eps, scale)
             if need[0]:
+                # g_x = (g_c * r + centred * 2 g_var / C - mean(g_c) * r) / s, the mean of the
+                # centred term dropped (mean(centred) is 0: only its rounding is left).
                 g_var = s_tok * (r.pow(3) * -0.5) * passed
-                g_centred = g_c.mul_(r).add_(centred * (g_var * (2.0 / c)))
-                g_n = g_centred.sub_(g_centred.mean(dim=-1, keepdim=True))
-                grad_x = g_n.div_(scale)
+                r_s = r / scale
+                shift = g_c.mean(dim=-1, keepdim=True).mul_(r_s).neg_()
+                grad_x = torch.addcmul(shift, g_c, r_s).addcmul_(centred, g_var * (2.0 / c) / scale)
         if need[2]:
             grad_weight = (grad * ints).sum(dim=tokens) * 2.0**-ctx.frac_bits
         if need[3]:

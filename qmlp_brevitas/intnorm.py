@@ -250,26 +250,6 @@ def rsqrt_floor(n: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(n > 0, r, torch.full_like(r, (1 << (k + 1)) - 1))
 
 
-def rsqrt_floor_estimate(n: torch.Tensor, k: int) -> torch.Tensor:
-    """:func:`rsqrt_floor` in fewer operations: a float64 estimate, then one exact correction.
-
-    ``floor(2**k * rsqrt(n))`` in float64 is off by at most one (its relative error is a few
-    units of 2**-53, ``r < 2**31``); ``r`` is then moved down where ``r**2 * n > 4**k`` and up
-    where ``(r+1)**2 * n <= 4**k``, in int64 (both products stay below ``4**(k+1) <= 2**62``).
-    Same results as :func:`rsqrt_floor` for ``0 <= n <= 4**k``, which holds for every ``N`` of
-    an :class:`IntLayerNormSpec` (``2**K >= sqrt(n_max)``).
-    """
-    if k > MAX_RSQRT_BITS:
-        raise ValueError(f"rsqrt precision {k} exceeds {MAX_RSQRT_BITS} bits")
-    top = 1 << (2 * k)
-    safe = torch.clamp(n, min=1)
-    r = torch.rsqrt(safe.to(torch.float64)).mul_(2.0**k).floor_().to(torch.int64)
-    r -= (r * r * safe > top).to(torch.int64)
-    up = r + 1
-    r += (up * up * safe <= top).to(torch.int64)
-    return r.masked_fill_(n <= 0, (1 << (k + 1)) - 1)
-
-
 def rsqrt_bit_serial(n: int, k: int) -> int:
     """The hardware's loop for ``r``: bits ``k`` .. 0, shifts and adds only (see docstring)."""
     limit = 1 << (2 * k)
@@ -320,9 +300,11 @@ def _float32_split(spec: IntLayerNormSpec) -> int | None:
     """The split ``r = a * 2**h + b`` (``b < 2**h``) that makes :func:`int_layernorm_float`
     exact in float32, or None if there is none.
 
-    Every intermediate must be an integer below ``2**24``: the sums (``|S1| <= C*M``,
-    ``S2 <= C*M**2``), ``|d| < 2*C*M``, ``d * a + floor((d * b + 2**(K-F-1)) / 2**h)`` and
-    ``d * b + 2**(K-F-1)``; and ``h <= K - F`` (the shift is split as ``h`` then ``K-F-h``).
+    Every intermediate must be an integer (times a power of two) below ``2**24``: the sums
+    (``|S1| <= C*M``, ``S2 <= C*M**2``), ``d * b + 2**(K-F-1)`` and ``d * a + floor((d * b +
+    2**(K-F-1)) / 2**h)`` with ``|d| < 2*C*M``, and their parts ``C * x * b``, ``S1 * b``,
+    ``C * x * a``, ``S1 * a`` (each below ``C*M`` times ``b`` or ``a``); and ``h <= K - F``
+    (the shift is split as ``h`` then ``K-F-h``).
     """
     m = 1 << (spec.input_bits - 1)
     c = spec.channels
@@ -330,21 +312,30 @@ def _float32_split(spec: IntLayerNormSpec) -> int | None:
     h = max(0, spec.rsqrt_bits + 1 + d_bits - 23)
     if c * m * m >= 1 << 24 or d_bits + h > 23 or h > spec.shift or spec.shift > 24:
         return None
+    if spec.rsqrt_bits > 25 or spec.n_max >= 1 << 53:  # the per-token float64 steps
+        return None
     return h
 
 
+def _split_float(r: torch.Tensor, h: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, b * 2**-h)`` for integer-valued float64 ``r = a * 2**h + b``, ``0 <= b < 2**h``."""
+    scaled = r * 2.0**-h
+    high = scaled.floor()
+    return high.to(dtype), scaled.sub_(high).to(dtype)
+
+
 def int_layernorm_float(q: torch.Tensor, spec: IntLayerNormSpec) -> torch.Tensor:
-    """:func:`int_layernorm` of the integer-valued float32 tensor ``q``, as float32 (``q``'s
-    memory is reused).
+    """:func:`int_layernorm` of the integer-valued float32 tensor ``q``, as float32.
 
     The same integers without int64 passes over the whole tensor (conversions and int64
     arithmetic cost several float32 passes each on the CPU): every intermediate is an integer
-    that float32 holds exactly (:func:`_float32_split`). The sums and ``d = C*x - S1`` are
-    float32; ``N`` and ``r`` are computed per token in int64 as in :func:`int_layernorm`; the
-    rounded shift ``floor((d*r + 2**(K-F-1)) / 2**(K-F))`` of the up to 35-bit product is
+    that float32 holds exactly (:func:`_float32_split`). The sums are float32; ``N`` and
+    ``r`` are computed per token in int64 (:func:`rsqrt_floor_estimate`); the rounded shift
+    ``floor((d*r + 2**(K-F-1)) / 2**(K-F))`` of the up to 35-bit product is
     ``floor((d*a + floor((d*b + 2**(K-F-1)) / 2**h)) / 2**(K-F-h))`` with ``r = a*2**h + b``
-    (nested floor divisions). Specs without such a split (wider inputs) and other dtypes take
-    :func:`int_layernorm` itself. Refuses inputs outside the spec's ``input_bits``.
+    (nested floor divisions), each ``d * a`` as ``x * (C*a) - S1 * a``. Specs without such a
+    split (wider inputs) and other dtypes take :func:`int_layernorm` itself. Refuses inputs
+    outside the spec's ``input_bits``.
     """
     h = _float32_split(spec)
     if q.dtype != torch.float32 or h is None:
@@ -354,15 +345,31 @@ def int_layernorm_float(q: torch.Tensor, spec: IntLayerNormSpec) -> torch.Tensor
     if q.numel():
         low, high = torch.aminmax(_memory_order(q))
         spec.check_input_range(int(low), int(high))
-    c = spec.channels
+    c, k = spec.channels, spec.rsqrt_bits
     s1 = q.sum(dim=-1, keepdim=True)
-    s2 = (q * q).sum(dim=-1, keepdim=True)
-    s1_int = s1.to(torch.int64)
-    n = c * s2.to(torch.int64) - s1_int * s1_int + spec.eps_int
-    r = rsqrt_floor_estimate(n, spec.rsqrt_bits)
-    high_part = torch.bitwise_right_shift(r, h).to(q.dtype)
-    low_part = torch.bitwise_and(r, (1 << h) - 1).to(q.dtype)
-    d = q.mul_(c).sub_(s1)  # q is no longer needed
-    # (d*b + 2**(K-F-1)) * 2**-h as d * (b * 2**-h) + 2**(K-F-1-h): the same exact values.
-    low_sum = (d * (low_part * 2.0**-h)).add_(2.0 ** (spec.shift - 1 - h)).floor_()
-    return d.mul_(high_part).add_(low_sum).mul_(2.0 ** (h - spec.shift)).floor_()
+    scratch = q * q
+    s2 = scratch.sum(dim=-1, keepdim=True)
+    # Per token in float64, exact: N < 2**53 and the correction's products r**2 * N <= 4**(K+1)
+    # <= 2**52 (K <= 25, :func:`_float32_split`). A constant token (N = 0, d = 0) gets
+    # r = 2**K instead of 2**(K+1) - 1: its outputs are 0 either way.
+    s1d = s1.to(torch.float64)
+    n = s2.to(torch.float64).mul_(c)
+    if spec.eps_int:
+        n.add_(spec.eps_int)
+    n = torch.addcmul(n, s1d, s1d, value=-1).clamp_min_(1.0)
+    top = float(1 << (2 * k))
+    r = torch.rsqrt(n).mul_(2.0**k).floor_()
+    r.sub_((r * r * n > top).to(r.dtype))
+    up = r + 1
+    r.add_((up * up * n <= top).to(r.dtype))
+    high_part, low_part = _split_float(r, h, q.dtype)
+    # d * r = q * (C*r) - S1 * r: per-token factors, so d is never formed. With r = a*2**h + b:
+    # low = floor(d*b*2**-h + 2**(K-F-1-h)), y = floor((d*a + low) * 2**-(K-F-h)).
+    s1_low = (2.0 ** (spec.shift - 1 - h)) - s1 * low_part
+    low_sum = torch.addcmul(s1_low, q, low_part * c, out=scratch).floor_()
+    return (
+        low_sum.sub_(s1 * high_part)
+        .addcmul_(q, high_part * c)
+        .mul_(2.0 ** (h - spec.shift))
+        .floor_()
+    )

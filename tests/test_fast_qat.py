@@ -41,6 +41,7 @@ def _outputs_and_grads(model, x, y):
 
 RECIPES = [
     pytest.param(4, dict(), id="W4A4-percentile-asym-intlayernorm"),
+    pytest.param(8, dict(), id="W8A8-percentile-asym-intlayernorm"),
     pytest.param(4, dict(norm="layernorm"), id="W4A4-percentile-asym"),
     pytest.param(4, dict(calibration="minmax", asymmetric=False), id="W4A4-minmax-sym"),
     pytest.param(2, dict(calibration="minmax"), id="W2A2-minmax-asym"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -11,12 +12,15 @@ import torch.nn.functional as F
 from brevitas.quant_tensor import IntQuantTensor
 
 from qmlp_brevitas.export import export_model
+from qmlp_brevitas.fast_int_layernorm import int_layernorm_forward
 from qmlp_brevitas.int_layernorm import IntLayerNorm
 from qmlp_brevitas.intnorm import (
     IntLayerNormError,
     IntLayerNormSpec,
+    _float32_split,
     eps_to_int,
     int_layernorm,
+    int_layernorm_float,
     rsqrt_bit_serial,
     rsqrt_floor,
 )
@@ -161,3 +165,115 @@ def test_export_is_the_qonnx_op_with_the_same_integers(tmp_path):
     assert not any(n.op_type == "LayerNormalization" for n in graph.graph.node)
     attrs = {a.name: a for a in nodes[1].attribute}
     assert attrs["input_bits"].i == 5 and attrs["frac_bits"].i == 8 and attrs["rsqrt_bits"].i == 22
+
+
+def _extreme_tokens(spec: IntLayerNormSpec, tokens: int, seed: int) -> torch.Tensor:
+    """Random integer tokens plus the extremes: all min, all max, one against the rest,
+    alternating, constant (N = 0), zero."""
+    lo, hi, c = spec.input_min, spec.input_max, spec.channels
+    q = torch.randint(lo, hi + 1, (tokens, c), generator=torch.Generator().manual_seed(seed))
+    q[0], q[1], q[2], q[3] = lo, hi, hi, lo
+    q[2, 0], q[3, 0] = lo, hi
+    q[4, ::2], q[4, 1::2] = lo, hi
+    q[5], q[6] = 0, 1
+    return q
+
+
+@pytest.mark.parametrize("eps_int", [0, 1, 37, 5000])
+@pytest.mark.parametrize(
+    ("channels", "bits"), [(64, 4), (64, 5), (64, 8), (64, 9), (16, 5), (197, 3), (2, 2)]
+)
+def test_float_integers_are_the_int64_integers(channels, bits, eps_int):
+    """The fast path's float32 arithmetic gives exactly int_layernorm's integers (and falls
+    back to it where float32 cannot hold every intermediate), in any memory layout."""
+    spec = IntLayerNormSpec(channels, bits, eps_int=eps_int)
+    q = _extreme_tokens(spec, 400, channels * bits + eps_int)
+    expected = int_layernorm(q, spec)
+    assert torch.equal(int_layernorm_float(q.float(), spec), expected.float())
+    strided = q.float().reshape(20, 20, channels).transpose(0, 1).contiguous().transpose(0, 1)
+    out = int_layernorm_float(strided, spec)
+    assert torch.equal(out, expected.reshape(20, 20, channels).float())
+    # The model's widths (64 channels, 4-bit stem output, 5-bit sums) take the float32 path.
+    if (channels, bits) in ((64, 4), (64, 5)):
+        assert _float32_split(spec) is not None
+    if bits >= 8:
+        assert _float32_split(spec) is None
+
+
+def test_float_integers_refuse_inputs_wider_than_the_spec():
+    spec = IntLayerNormSpec(64, 5, layer="blocks.0.norm1")
+    q = torch.zeros(3, 64)
+    q[1, 7] = 16.0
+    with pytest.raises(IntLayerNormError, match="blocks.0.norm1: input range"):
+        int_layernorm_float(q, spec)
+
+
+def _norm_inputs(bits: int, eps: float, dtype=torch.float32):
+    """A trained-looking norm and a channels-strided IntQuantTensor input (the residual
+    stream's layout) with a constant token (the variance clamp) among random ones."""
+    torch.manual_seed(bits)
+    norm = IntLayerNorm(64, eps=eps).to(dtype)
+    with torch.no_grad():
+        norm.weight.normal_(1.0, 0.3)
+        norm.bias.normal_(0.0, 0.3)
+    m = 1 << (bits - 1)
+    ints = torch.randint(-m, m, (6, 64, 16)).transpose(1, 2)  # (6, 16, 64), channels strided
+    ints[0, 0] = 3
+    scale = torch.tensor(0.37, dtype=dtype)
+    return norm, (ints.to(dtype) * scale), scale
+
+
+def _run_norm(norm, value, scale, bits, fast):
+    norm.zero_grad(set_to_none=True)
+    value = value.detach().clone().requires_grad_()
+    scale = scale.detach().clone().requires_grad_()
+    x = IntQuantTensor(value, scale, torch.tensor(0.0), torch.tensor(float(bits)), True, True)
+    norm.record_integers = True
+    out = int_layernorm_forward(norm, x) if fast else norm(x)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(out.dtype)
+    (out * grad).sum().backward()
+    grads = [g.clone() for g in (value.grad, scale.grad, norm.weight.grad, norm.bias.grad)]
+    return out.detach(), norm.last_integers, grads
+
+
+@pytest.mark.parametrize("bits", [5, 9], ids=["W4A4-sum", "W8A8-sum"])
+@pytest.mark.parametrize("large_eps", [False, True], ids=["eps-below-grid", "eps-on-grid"])
+def test_fast_norm_is_the_module_forward_with_its_gradients(bits, large_eps):
+    """IntLayerNormSte against the module's autograd graph: identical output, integers and
+    output layout; the same gradients of the input, its scale, weight and bias."""
+    # The model's eps is below the integer grid (E = 0); a large one (E about 30% of the
+    # typical C**2 * variance) makes the scale's gradient through the norm non-zero.
+    eps = 0.1 * (1 << (bits - 1)) ** 2 * 0.37**2 if large_eps else 1e-6
+    norm, value, scale = _norm_inputs(bits, eps)
+    spec, _ = norm.spec(_quant_tensor(torch.zeros(1, 64), 0.37, bits))
+    assert (spec.eps_int > 0) == large_eps
+    eager_out, eager_ints, eager_grads = _run_norm(norm, value, scale, bits, fast=False)
+    calls = norm.integer_calls
+    fast_out, fast_ints, fast_grads = _run_norm(norm, value, scale, bits, fast=True)
+    assert norm.integer_calls == calls + 1
+    assert torch.equal(fast_out, eager_out) and fast_out.stride() == eager_out.stride()
+    assert torch.equal(fast_ints, eager_ints)
+    # The reference: the module's graph in float64 (the same integers, no float32 rounding).
+    reference = copy.deepcopy(norm).double()
+    _, ref_ints, ref_grads = _run_norm(reference, value.double(), scale.double(), bits, False)
+    assert torch.equal(ref_ints, eager_ints)
+    names = ("input", "scale", "weight", "bias")
+    for name, fast, eager, ref in zip(names, fast_grads, eager_grads, ref_grads, strict=True):
+        torch.testing.assert_close(fast, eager, rtol=2e-3, atol=1e-3, msg=name)
+        # The scale's gradient is a sum of terms of both signs over the whole input: compare
+        # it, with float32 rounding of that sum as tolerance, to the float64 graph.
+        bound = 1e-6 * float((ref_grads[0] * value.double()).abs().sum() / scale)
+        tol = dict(rtol=1e-4, atol=bound if name == "scale" else 1e-4)
+        torch.testing.assert_close(fast.double(), ref, **tol, msg=name)
+        torch.testing.assert_close(eager.double(), ref, **tol, msg=name)
+    assert float(ref_grads[1].abs()) > (100 * bound if large_eps else 0.0)
+
+
+def test_fast_norm_under_bf16_autocast_gives_the_module_output():
+    norm, value, scale = _norm_inputs(5, 1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = value.to(torch.bfloat16)
+        eager = _run_norm(norm, value, scale, 5, fast=False)
+        fast = _run_norm(norm, value, scale, 5, fast=True)
+    assert torch.equal(fast[0], eager[0]) and fast[0].dtype == eager[0].dtype
+    assert torch.equal(fast[1], eager[1])
