@@ -84,11 +84,15 @@ def make_workload(
     a_bits: int | None = None,
     amp: bool = False,
     seed: int = 0,
+    norm: str | None = None,
 ) -> Workload:
-    """The model ``model_name`` (float when ``w_bits`` is None), calibrated on a random batch."""
+    """The model ``model_name`` (float when ``w_bits`` is None; ``norm`` overrides the preset's
+    norm), calibrated on a random batch."""
     torch.manual_seed(seed)
-    bits = {} if w_bits is None else {"w_bits": w_bits, "a_bits": a_bits}
-    model = create_qmlp(model_name, **bits).to(device)
+    settings = {} if w_bits is None else {"w_bits": w_bits, "a_bits": a_bits}
+    if norm is not None:
+        settings["norm"] = norm
+    model = create_qmlp(model_name, **settings).to(device)
     shape = (batch_size, model.in_chans, model.img_size, model.img_size)
     x = torch.randn(shape, device=device)
     y = torch.randint(0, model.num_classes, (batch_size,), device=device)
@@ -127,8 +131,11 @@ def compare(
     device: torch.device | None = None,
     amp: bool = False,
     progress: Callable[[str], None] | None = None,
+    norm: str | None = None,
 ) -> dict:
     """Median step times of float, QAT eager and QAT fast, and their ratios, as a dict.
+
+    ``norm`` overrides the preset's norm of both models (``layernorm``: float LayerNorm).
 
     ``float_s``, ``qat_s`` and ``ratio`` (= ``qat_s / float_s``) are the fast path's figures;
     ``qat_eager_s`` and ``ratio_eager`` Brevitas' eager path; ``fast_speedup`` eager over fast.
@@ -137,8 +144,8 @@ def compare(
         raise ConfigError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
     device = device or pick_device()
     load_before = _load()
-    float_work = make_workload(model_name, batch_size, device, amp=amp)
-    qat_work = make_workload(model_name, batch_size, device, w_bits, a_bits, amp=amp)
+    float_work = make_workload(model_name, batch_size, device, amp=amp, norm=norm)
+    qat_work = make_workload(model_name, batch_size, device, w_bits, a_bits, amp=amp, norm=norm)
     wall: dict[str, list[float]] = {mode: [] for mode in MODES}
     cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
     with fast_quant(qat_work.model) as report:
@@ -167,6 +174,7 @@ def compare(
         "batch_size": batch_size,
         "w_bits": w_bits,
         "a_bits": a_bits,
+        "norm": qat_work.model.recipe.norm,
         "device": str(device),
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
@@ -200,7 +208,8 @@ def compare(
 def compare_lines(result: dict) -> list[str]:
     """A short human-readable summary of :func:`compare`'s result."""
     head = (
-        f"{result['model']} W{result['w_bits']}A{result['a_bits']}, batch {result['batch_size']}, "
+        f"{result['model']} W{result['w_bits']}A{result['a_bits']} ({result['norm']}), batch "
+        f"{result['batch_size']}, "
         f"{result['device']} ({result['device_name']}, {result['threads']} threads"
         + (", bf16 autocast" if result["amp"] else "")
         + f"), median of {result['steps']} rounds:"
@@ -239,10 +248,11 @@ def time_one(
     device: torch.device | None = None,
     fast: bool = True,
     amp: bool = False,
+    norm: str | None = None,
 ) -> dict:
     """Median, min and max step time of one model (float when ``w_bits`` is None)."""
     device = device or pick_device()
-    work = make_workload(model_name, batch_size, device, w_bits, a_bits, amp=amp)
+    work = make_workload(model_name, batch_size, device, w_bits, a_bits, amp=amp, norm=norm)
     times = []
     with fast_quant(work.model, enabled=fast and w_bits is not None):
         for i in range(warmup + steps):

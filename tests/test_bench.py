@@ -41,6 +41,12 @@ def test_tool_writes_the_json(tmp_path, capsys):
     assert "QAT, fast path" in capsys.readouterr().out
     assert run_main(bench_main, [*argv, "--no-fast", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["median_s"] > 0
+    # --norm layernorm: the float-LayerNorm model, whose 62 quantized layers are all fast.
+    assert (
+        run_main(bench_main, [*argv, "--compare", "--norm", "layernorm", "--json", str(out)]) == 0
+    )
+    data = json.loads(out.read_text())
+    assert data["norm"] == "layernorm" and data["fast_layers"] == 62 and not data["eager_layers"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")

@@ -4,6 +4,7 @@ update) of a Q-MLP model.
 For planning GPU time of the paper-size runs, and for comparing float with QAT:
     qmlp-bench --model qmlp_resmlp_24_224 --w 4 --a 4 --batch-size 8
     qmlp-bench --model qmlp_mixer_28 --batch-size 128 --compare --json out.json
+    qmlp-bench --model qmlp_mixer_28 --batch-size 128 --compare --norm layernorm
 
 ``--compare`` times float, QAT on Brevitas' eager path and QAT on the fast path in one run
 (:mod:`qmlp_brevitas.bench`). The quantizers are calibrated on the random input first, as in a
@@ -20,12 +21,16 @@ from ..errors import ConfigError, RunFolderError
 
 def build_parser() -> argparse.ArgumentParser:
     from ..models import list_variants
+    from ..recipe import NORMS
 
     p = argparse.ArgumentParser(description="Time one training step of a Q-MLP model.")
     p.add_argument("--model", default="qmlp_resmlp_24_224", choices=list_variants())
     p.add_argument("--w", type=int, default=4)
     p.add_argument("--a", type=int, default=4)
     p.add_argument("--float", action="store_true", help="the float model")
+    p.add_argument(
+        "--norm", choices=NORMS, help="override the preset's norm (layernorm: float LayerNorm)"
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=5, help="timed steps (rounds with --compare)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
@@ -73,13 +78,29 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     if args.compare:
         result = bench.compare(
-            args.model, args.batch_size, args.w, args.a, args.steps, args.warmup, device, args.amp
+            args.model,
+            args.batch_size,
+            args.w,
+            args.a,
+            args.steps,
+            args.warmup,
+            device,
+            args.amp,
+            norm=args.norm,
         )
         print("\n".join(bench.compare_lines(result)))
     else:
         bits = (None, None) if args.float else (args.w, args.a)
         result = bench.time_one(
-            args.model, args.batch_size, *bits, args.steps, args.warmup, device, args.fast, args.amp
+            args.model,
+            args.batch_size,
+            *bits,
+            args.steps,
+            args.warmup,
+            device,
+            args.fast,
+            args.amp,
+            norm=args.norm,
         )
         precision = "float" if args.float else f"W{args.w}A{args.a}"
         path = "" if args.float else (", fast path" if args.fast else ", Brevitas eager")
