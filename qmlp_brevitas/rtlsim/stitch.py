@@ -8,10 +8,10 @@ the same job in plain SystemVerilog for Verilator:
   ``step_set_fifo_depths`` does; every layer must then be an RTL layer.
 * :func:`generate_design` -- every layer's HDL from FINN's code generation (``generate_hdl`` as
   FINN's ``PrepareIP`` calls it; for the project's own layers their ``generate_hdl``), copied
-  into one folder and patched for Verilator (``fpga/patches``), and two generated files: the
-  accelerator top ``qmlp_accel`` (AXI-stream ``s_axis``/``m_axis``, one wire bundle per stream)
-  and the simulation top ``qmlp_whole_tb`` (file-fed source and sink from
-  ``qmlp_brevitas/hdl``, cycle counters, progress and occupancy monitors).
+  into one folder and patched for Verilator (``qmlp_brevitas/rtlsim/verilator_patches``), and
+  two generated files: the accelerator top ``qmlp_accel`` (AXI-stream ``s_axis``/``m_axis``,
+  one wire bundle per stream) and the simulation top ``qmlp_whole_tb`` (file-fed source and
+  sink from ``qmlp_brevitas/hdl``, cycle counters, progress and occupancy monitors).
 
 FIFO depths are the FIFO nodes' ``depth`` attributes, set from a depth map (see
 :mod:`.fifo_sizing`). In *gauge* mode the FIFOs are FINN's ``fifo_gauge`` (the unbounded
