@@ -62,7 +62,6 @@ def cost_point(
     from .export import write_json
     from .finn.build import BuildRequest, run_build
     from .finn.folding_search import BudgetTooSmallError, search_folding
-    from .finn.layer_costs import stream_costs
     from .finn.parts import parse_budget
 
     run = RunFolder(point.run_dir)
@@ -74,6 +73,7 @@ def cost_point(
         "part": part,
         "clock_ns": clock_ns,
         "requant_bits": point.requant_bits,
+        "search_counts_inserted": True,  # searches that count DWCs and FIFOs (not older caches)
     }
     if cached.is_file():
         saved = json.loads(cached.read_text())
@@ -89,12 +89,10 @@ def cost_point(
     )
     summary = run_build(request)
     model = ModelWrapper(str(folder.search_model))
-    final = ModelWrapper(str(folder.final_model))
-    fifos = [c for c in stream_costs(final, part) if c.op_type == "StreamingFIFO"]
     searches = {}
     for name, text in [("part", None)] + [(f"LUT={b}", f"LUT={b}") for b in budgets]:
         try:
-            found = search_folding(model, part, clock_ns, parse_budget(text, part), fifos)
+            found = search_folding(model, part, clock_ns, parse_budget(text, part))
             searches[name] = {
                 "fps": found.estimated_fps,
                 "LUT": found.totals["LUT"],
@@ -114,7 +112,7 @@ def cost_point(
         "verified": all(s["ok"] for s in summary["verification"].values()),
         "lut_1000fps": summary["totals"]["LUT"],
         "fps_1000fps": summary["estimated_fps"],
-        "min_lut": _min_lut(model, part, clock_ns, fifos),
+        "min_lut": _min_lut(model, part, clock_ns),
         "search": searches,
         "request": key,
     }
@@ -122,13 +120,13 @@ def cost_point(
     return result
 
 
-def _min_lut(model, part: str, clock_ns: float, fifos) -> float:
+def _min_lut(model, part: str, clock_ns: float) -> float:
     """LUTs of the smallest folding (PE = SIMD = 1 everywhere)."""
     from .finn.folding_search import BudgetTooSmallError, search_folding
     from .finn.parts import parse_budget
 
     try:
-        search_folding(model, part, clock_ns, parse_budget("LUT=0", part), fifos)
+        search_folding(model, part, clock_ns, parse_budget("LUT=0", part))
     except BudgetTooSmallError as err:
         return err.totals["LUT"]
     raise AssertionError("a design of 0 LUT cannot fit")

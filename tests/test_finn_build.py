@@ -393,6 +393,14 @@ def test_budget_build_searches_builds_and_records_the_search(tmp_path, capfd):
     search = summary["folding_search"]
     assert search["budget"]["LUT"] == 200_000 and search["budget"]["DSP"] == 400
     assert search["confirmed_fits"] and summary["totals"]["DSP"] <= 400
+    # the search costs what the build inserts (DWCs, FIFOs): its estimate is the built total
+    assert search["confirm_rounds"] == len(search["rounds"]) == 1
+    assert search["built_totals"] == {r: summary["totals"][r] for r in search["budget"]}
+    assert search["search_totals"] == pytest.approx(search["built_totals"])
+    assert search["search_inserted"]["LUT"] == pytest.approx(
+        sum(r["LUT"] for r in summary["inserted"])
+    )
+    assert any(r["op_type"] == "StreamingDataWidthConverter" for r in summary["inserted"])
     assert summary["status"] == "ok" and summary["verification_source"] == "export"
     assert all(r["ok"] for r in summary["verification"].values())
     assert summary["folding_config"] == str(folder.folding_config)

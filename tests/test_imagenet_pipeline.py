@@ -135,6 +135,14 @@ def test_command_line_overrides_the_run_preset():
     assert (both.model, both.preset) == ("qmlp_resmlp_24_224", "naive")
 
 
+def test_run_preset_runs_in_a_folder_of_its_own(tmp_path):
+    """The long preset must not write into (or be refused by) the main job's run folder."""
+    assert parse_args(["--config", "mixer28-qmlp-w4a4-long"]).out == "runs/mixer28-qmlp-w4a4-long"
+    assert parse_args([]).out == ""  # the main job: runs/<model>-<bits>, from TrainConfig
+    out = str(tmp_path / "mine")
+    assert parse_args(["--config", "mixer28-qmlp-w4a4-long", "--out", out]).out == out
+
+
 def test_run_preset_is_not_a_technique_preset(capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--preset", "resmlp24-qmlp-w4a4"])

@@ -29,14 +29,14 @@ def _rtlsim(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory, fmnist_dir):
-    """A one-block, 16-channel Q-MLP Mixer (affine norm: no LayerNorm), exported and built."""
+    """A one-block, 16-channel Q-MLP Mixer with the integer LayerNorm, exported and built."""
     from qmlp_brevitas.finn.build import BuildRequest, run_build
     from qmlp_brevitas.rtlsim.whole import brevitas_reference
 
     root = tmp_path_factory.mktemp("whole")
     torch.manual_seed(0)
     model = create_qmlp(
-        "qmlp_mixer_28", w_bits=4, a_bits=4, depth=1, embed_dim=16, norm="affine"
+        "qmlp_mixer_28", w_bits=4, a_bits=4, depth=1, embed_dim=16, norm="intlayernorm"
     ).eval()
     test_set = build_dataset("fashion_mnist", fmnist_dir, train=False)
     images = torch.stack([test_set[i][0] for i in range(16)])
@@ -47,6 +47,7 @@ def tiny_build(tmp_path_factory, fmnist_dir):
         BuildRequest(root / "export", root / "fpga", clock_ns=5.0, target_fps=10000)
     )
     assert summary["hls_layers"]["count"] == 0, summary["hls_layers"]
+    assert summary["layer_counts"].get("IntLayerNorm_rtl", 0) == 3  # 2 in the block, 1 final
     labels = [int(test_set[i][1]) for i in range(FRAMES)]
     return root / "fpga", brevitas_reference(model, images[:FRAMES], labels)
 

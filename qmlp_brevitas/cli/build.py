@@ -129,9 +129,15 @@ def main(argv=None) -> int:
     print(format_summary(summary))
     search = summary.get("folding_search")
     if search:
+        rounds = search["confirm_rounds"]
+        modelled, built = search["search_totals"], search["built_totals"]
+        compared = ", ".join(
+            f"{r} {modelled[r]:,.0f} modelled / {built[r]:,.0f} built" for r in ("LUT", "DSP")
+        )
         print(
             f"folding search within {search['budget']}: stopped because {search['limited_by']}; "
-            f"the built folding {'fits' if search['confirmed_fits'] else 'does NOT fit'} the budget"
+            f"the built folding fits the budget ({compared}; {rounds} "
+            f"build{'s' if rounds > 1 else ''} of a searched folding)"
         )
     print(f"reports in {folder.report_dir}, summary {folder.summary}")
     if summary["message"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -18,7 +19,7 @@ from ..data import DATASETS, NORMALIZATIONS
 from ..errors import EXIT_INTERRUPTED, ConfigError
 from ..layout import RunFolder
 from ..models import list_variants
-from ..presets import list_presets, load_preset
+from ..presets import list_presets, load_preset, preset_path
 from ..recipe import ACTS, NORMS, PRESETS
 from ..train import TrainConfig, check_run_folder, find_float_baseline, train
 
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU threads for torch (default: torch's choice); 1 avoids oversubscription when "
         "other jobs share the cores",
     )
-    o.add_argument("--out", default="", help="run folder (default runs/<model>-<bits>)")
+    o.add_argument(
+        "--out", default="", help="run folder (default runs/<model>-<bits>, or runs/<config>)"
+    )
     o.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     o.add_argument("--no-export", action="store_true", help="skip the QONNX export")
     o.add_argument(
@@ -221,7 +224,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.config is None:
         return args
     options = set(vars(parser.parse_args([]))) - {"config"}
-    parser.set_defaults(**load_preset(args.config, options))
+    values = load_preset(args.config, options)
+    # A run preset's run has a folder of its own (runs/<preset>), not the main job's.
+    values.setdefault("out", str(Path("runs") / preset_path(args.config).stem))
+    parser.set_defaults(**values)
     return parser.parse_args(argv)
 
 

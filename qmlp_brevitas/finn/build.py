@@ -373,19 +373,26 @@ def run_budget_build(
     The budget is checked first (:func:`check_budget`). A first build at ``request``'s target
     (the build folder's ``search_base``) gives the folded graph; the folding search
     (:func:`qmlp_brevitas.finn.folding_search.search_folding`) picks PE/SIMD per layer from the
-    cost models within the budget; then the chosen folding is built into ``request``'s output
-    folder, verified on the same data as the first build. The summary gets ``folding_search``:
-    budget, the search's estimate, what stopped it and whether the build fits; the search with
-    its trace is also written to the folder's ``folding_search.json``. A budget that even the
-    smallest folding exceeds raises :class:`~qmlp_brevitas.finn.folding_search.BudgetTooSmallError`.
+    cost models within the budget, counting the width converters and FIFOs that folding needs;
+    then the chosen folding is built into ``request``'s output folder, verified on the same
+    data as the first build. Should the built totals exceed the budget anyway, the search runs
+    again within a budget tightened by the difference and the new folding is built
+    (:func:`~qmlp_brevitas.finn.folding_search.search_and_confirm`), so the result is a built
+    design within the budget. The summary gets ``folding_search``: the budget, the last
+    search's estimate (``search_totals``, ``search_estimated_fps``) beside the built
+    ``built_totals``, what stopped the search, ``confirm_rounds`` and each round's record, and
+    ``confirmed_fits``; the search with its trace is also written to the folder's
+    ``folding_search.json``. A budget that even the smallest folding exceeds raises
+    :class:`~qmlp_brevitas.finn.folding_search.BudgetTooSmallError`; a build still over budget
+    after the last round raises :class:`~qmlp_brevitas.finn.folding_search.BudgetNotMetError`,
+    with its summary saved (``confirmed_fits`` false).
     """
     from dataclasses import replace
 
     from qonnx.core.modelwrapper import ModelWrapper
 
     from ..export import write_json
-    from .folding_search import search_folding
-    from .layer_costs import fits, stream_costs
+    from .folding_search import BudgetNotMetError, search_and_confirm, search_folding
     from .parts import parse_budget
 
     check_budget(request, budget_text)
@@ -397,30 +404,53 @@ def run_budget_build(
     fpgapart = base_summary["fpga_part"]
     budget = parse_budget(budget_text, fpgapart)
     model = ModelWrapper(str(folder.search_base.search_model))
-    final = ModelWrapper(str(folder.search_base.final_model))
-    fifos = [c for c in stream_costs(final, fpgapart) if c.op_type == "StreamingFIFO"]
-    result = search_folding(model, fpgapart, request.clock_ns, budget, fifos)
-    log(
-        f"folding search: {result.estimated_fps:,.0f} frames/s modelled after {result.steps} "
-        f"moves; stopped: {result.limited_by}"
-    )
-    folder.root.mkdir(parents=True, exist_ok=True)
-    folder.folding_config.write_text(json.dumps(result.folding_config(), indent=2) + "\n")
-    record = {
-        "budget": budget,
-        "search_estimated_fps": result.estimated_fps,
-        "search_totals": result.totals,
-        "search_bottleneck": result.bottleneck,
-        "limited_by": result.limited_by,
-        "steps": result.steps,
-        "folding_config": str(folder.folding_config),
-    }
-    try:
-        summary = run_build(
-            replace(request, target_fps=None, folding_config=folder.folding_config), data
+    records: list[dict] = []
+
+    def search(search_budget: dict[str, float]):
+        result = search_folding(model, fpgapart, request.clock_ns, search_budget)
+        log(
+            f"folding search: {result.estimated_fps:,.0f} frames/s modelled after "
+            f"{result.steps} moves; stopped: {result.limited_by}"
         )
-    finally:  # after the build cleared the folder's earlier outputs; also when it failed
-        write_json(folder.folding_search, {**record, "trace": result.trace})
-    summary["folding_search"] = {**record, "confirmed_fits": fits(summary["totals"], budget)}
-    report.save_summary(folder, summary)
+        return result
+
+    def build(result) -> dict:
+        folder.root.mkdir(parents=True, exist_ok=True)
+        folder.folding_config.write_text(json.dumps(result.folding_config(), indent=2) + "\n")
+        record = {
+            "budget": budget,
+            "search_budget": result.budget,
+            "search_estimated_fps": result.estimated_fps,
+            "search_totals": result.totals,
+            "search_inserted": result.inserted,
+            "search_bottleneck": result.bottleneck,
+            "limited_by": result.limited_by,
+            "steps": result.steps,
+            "folding_config": str(folder.folding_config),
+        }
+        records.append(record)
+        try:
+            return run_build(
+                replace(request, target_fps=None, folding_config=folder.folding_config), data
+            )
+        finally:  # after the build cleared the folder's earlier outputs; also when it failed
+            write_json(folder.folding_search, {**record, "trace": result.trace})
+
+    def finish(summary: dict, rounds: list[dict], ok: bool) -> None:
+        built = {r: summary["totals"][r] for r in budget}
+        summary["folding_search"] = {
+            **records[-1],
+            "built_totals": built,
+            "confirm_rounds": len(rounds),
+            "rounds": rounds,
+            "confirmed_fits": ok,
+        }
+        report.save_summary(folder, summary)
+
+    try:
+        _, summary, rounds = search_and_confirm(search, build, budget, log=log)
+    except BudgetNotMetError as error:
+        finish(error.summary, error.rounds, False)
+        raise
+    finish(summary, rounds, True)
     return summary

@@ -6,7 +6,12 @@ that layer's PE or SIMD to the next value FINN allows (a divisor of the dimensio
 :func:`legal_values`), choosing the move that costs the least budget, and stops when the
 bottleneck can no longer be raised within the budget (or is fully parallel). Every candidate is
 costed with :mod:`qmlp_brevitas.finn.layer_costs` (FINN's estimates and the project's models),
-not built; the caller confirms the chosen folding with one real build.
+not built, together with what the build inserts for that folding
+(:func:`~qmlp_brevitas.finn.layer_costs.node_stream_costs`: a data-width converter wherever a
+layer's output stream and its consumer's input stream differ in width, and the residual bypass
+FIFOs, whose width and depth follow the join's folding). A move re-costs the layer and the
+converters and FIFOs on its own inputs and on its consumers' inputs. The caller confirms the
+chosen folding with a real build.
 
 The search works on the folded graph before FINN's transpose decomposition (the graph a FINN
 folding config applies to), where each token transpose is one ``Shuffle`` layer.
@@ -17,13 +22,15 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
+from ..errors import CheckFailedError, ConfigError
 from .domains import is_hw_layer
-from .layer_costs import LayerCost, fits, layer_cost
+from .layer_costs import LayerCost, fits, layer_cost, node_stream_costs
 from .parts import RESOURCES
 
 PE_DIMENSION = ("NumChannels",)
 MAX_STEPS = 5000
+# Searches (each confirmed by a build) before a budget the built design keeps exceeding fails.
+MAX_CONFIRM_ROUNDS = 4
 
 
 def _divisors(n: int) -> list[int]:
@@ -81,6 +88,20 @@ class BudgetTooSmallError(ConfigError):
         )
 
 
+class BudgetNotMetError(CheckFailedError):
+    """The built design still exceeds the budget after ``rounds`` searches, each within a
+    tighter budget; ``built`` are the last build's totals, ``over`` the resources it exceeds."""
+
+    def __init__(self, built: dict[str, float], budget: dict[str, float], rounds: list[dict]):
+        self.built, self.budget, self.rounds = built, budget, rounds
+        self.over = [r for r in budget if built[r] > budget[r] + 1e-9]
+        super().__init__(
+            f"the built design exceeds the budget after {len(rounds)} searches: "
+            + ", ".join(f"{r} {built[r]:,.0f} > {budget[r]:,.0f}" for r in self.over)
+            + "; give a larger --budget"
+        )
+
+
 @dataclass
 class SearchResult:
     """The chosen folding, its modelled performance and cost, and what stopped the search."""
@@ -94,6 +115,7 @@ class SearchResult:
     steps: int
     limited_by: str
     trace: list[dict] = field(default_factory=list)
+    inserted: dict[str, float] = field(default_factory=dict)
 
     def folding_config(self) -> dict:
         """A FINN folding config (``--folding``) with these PE/SIMD values."""
@@ -106,6 +128,10 @@ def _pressure(delta: dict[str, float], budget: dict[str, float]) -> float:
     return max(shares, default=0.0)
 
 
+def _sum(costs, resource: str) -> float:
+    return sum(c.resources[resource] for c in costs)
+
+
 def search_folding(
     model,
     fpgapart: str,
@@ -116,22 +142,34 @@ def search_folding(
 ) -> SearchResult:
     """Greedy bottleneck relief within ``budget`` on a copy of ``model`` (see module docstring).
 
-    ``fixed_costs``: costs that do not change with the folding but count against the budget
-    (the residual FIFOs and width converters of :func:`~.layer_costs.stream_costs`).
+    The totals count every layer, the DWCs and bypass FIFOs the folding needs, and
+    ``fixed_costs``: anything else that counts against the budget and does not change with the
+    folding (not the converters or FIFOs of :func:`~.layer_costs.stream_costs`, which the
+    search costs itself).
     """
     from qonnx.custom_op.registry import getCustomOp
 
     model = copy.deepcopy(model)
-    insts = {n.name: getCustomOp(n) for n in model.graph.node if is_hw_layer(n.domain)}
+    nodes = {n.name: n for n in model.graph.node if is_hw_layer(n.domain)}
+    insts = {name: getCustomOp(node) for name, node in nodes.items()}
     legal = {name: legal_values(inst) for name, inst in insts.items()}
+    consumers = {
+        name: [c.name for t in node.output for c in model.find_consumers(t) if c.name in nodes]
+        for name, node in nodes.items()
+    }
     for name, inst in insts.items():
         for attr in legal[name]:
             inst.set_nodeattr(attr, 1)
     costs = {name: layer_cost(inst, fpgapart) for name, inst in insts.items()}
-    fixed = {r: sum(c.resources[r] for c in fixed_costs or []) for r in RESOURCES}
+    streams = {name: node_stream_costs(model, node, fpgapart) for name, node in nodes.items()}
+    fixed = {r: _sum(fixed_costs or [], r) for r in RESOURCES}
 
     def totals() -> dict[str, float]:
-        return {r: fixed[r] + sum(c.resources[r] for c in costs.values()) for r in RESOURCES}
+        layers = list(costs.values()) + [c for s in streams.values() for c in s]
+        return {r: fixed[r] + _sum(layers, r) for r in RESOURCES}
+
+    def streams_around(name: str) -> dict[str, list[LayerCost]]:
+        return {n: node_stream_costs(model, nodes[n], fpgapart) for n in [name, *consumers[name]]}
 
     current = totals()
     if not fits(current, budget):
@@ -148,28 +186,32 @@ def search_folding(
                 continue
             inst.set_nodeattr(attr, larger[0])
             new = layer_cost(inst, fpgapart)
+            new_streams = streams_around(name)
             inst.set_nodeattr(attr, now)
             if new.cycles >= cost.cycles:
                 continue
-            delta = {r: new.resources[r] - cost.resources[r] for r in RESOURCES}
+            before = [cost, *(c for n in new_streams for c in streams[n])]
+            after_costs = [new, *(c for s in new_streams.values() for c in s)]
+            delta = {r: _sum(after_costs, r) - _sum(before, r) for r in RESOURCES}
             after = {r: current[r] + delta[r] for r in RESOURCES}
-            options.append((_pressure(delta, budget), attr, larger[0], new, after))
+            options.append((_pressure(delta, budget), attr, larger[0], new, new_streams, after))
         if not options:
             limited_by = f"{name} ({cost.op_type}) is at its largest folding ({cost.folding})"
             break
         options.sort(key=lambda o: o[0])
-        fitting = [o for o in options if fits(o[4], budget)]
+        fitting = [o for o in options if fits(o[5], budget)]
         if not fitting:
-            _, attr, value, new, after = options[0]
+            _, attr, value, _, _, after = options[0]
             over = [r for r in budget if after[r] > budget[r]]
             limited_by = (
                 f"{name} ({cost.op_type}, {cost.cycles} cycles): raising {attr} to {value} "
                 f"would need {', '.join(f'{r} {after[r]:,.0f} > {budget[r]:,.0f}' for r in over)}"
             )
             break
-        _, attr, value, new, after = fitting[0]
+        _, attr, value, new, new_streams, after = fitting[0]
         inst.set_nodeattr(attr, value)
         costs[name], current = new, after
+        streams.update(new_streams)
         steps += 1
         trace.append({"layer": name, attr: value, "cycles": new.cycles})
         if progress is not None:
@@ -177,14 +219,82 @@ def search_folding(
     bottleneck = max(costs, key=lambda n: costs[n].cycles)
     max_cycles = costs[bottleneck].cycles
     folding = {name: {a: int(insts[name].get_nodeattr(a)) for a in legal[name]} for name in insts}
+    inserted = [c for s in streams.values() for c in s]
     return SearchResult(
         folding={k: v for k, v in folding.items() if v},
         max_cycles=max_cycles,
         estimated_fps=1e9 / (clock_ns * max_cycles),
         bottleneck=bottleneck,
-        totals=current,
+        totals=totals(),
         budget=dict(budget),
         steps=steps,
         limited_by=limited_by,
         trace=trace,
+        inserted={r: _sum(inserted, r) for r in RESOURCES},
     )
+
+
+def tightened_budget(
+    search_budget: dict[str, float],
+    budget: dict[str, float],
+    searched: dict[str, float],
+    built: dict[str, float],
+) -> dict[str, float]:
+    """The next search's budget after a build exceeded ``budget``: each resource the build
+    exceeds loses what the build cost beyond the search's estimate (``built - searched``), so
+    that a build with the same model error fits; always strictly below the last search's
+    budget there (the search kept ``searched`` within it, and the build exceeded it)."""
+    out = dict(search_budget)
+    for r in budget:
+        if built[r] > budget[r] + 1e-9:
+            out[r] = min(search_budget[r], budget[r] - (built[r] - searched[r]))
+    return out
+
+
+def search_and_confirm(
+    search,
+    build,
+    budget: dict[str, float],
+    max_rounds: int = MAX_CONFIRM_ROUNDS,
+    log=None,
+) -> tuple[SearchResult, dict, list[dict]]:
+    """Search, build, and search again within a tighter budget while the build exceeds
+    ``budget`` (:func:`tightened_budget`), at most ``max_rounds`` times.
+
+    ``search(search_budget)`` returns a :class:`SearchResult`, ``build(result)`` the summary of
+    the build of its folding (with the build's ``totals``). Returns the last search, the last
+    build's summary, and one record per round (the budget searched within, the search's totals
+    and frames/s, the built totals, whether they fit). Raises :class:`BudgetNotMetError` (its
+    ``rounds`` and the last ``summary`` attached) when the last build still exceeds the budget.
+    """
+    search_budget, rounds = dict(budget), []
+    while True:
+        result = search(search_budget)
+        summary = build(result)
+        built = {r: float(summary["totals"][r]) for r in budget}
+        ok = fits(built, budget)
+        rounds.append(
+            {
+                "search_budget": dict(search_budget),
+                "search_totals": dict(result.totals),
+                "search_estimated_fps": result.estimated_fps,
+                "built_totals": built,
+                "built_estimated_fps": summary.get("estimated_fps"),
+                "fits": ok,
+            }
+        )
+        if ok:
+            return result, summary, rounds
+        if len(rounds) >= max_rounds:
+            error = BudgetNotMetError(built, budget, rounds)
+            error.summary, error.result = summary, result
+            raise error
+        search_budget = tightened_budget(search_budget, budget, result.totals, built)
+        if log is not None:
+            over = [r for r in budget if built[r] > budget[r] + 1e-9]
+            log(
+                "folding search: the build exceeds the budget ("
+                + ", ".join(f"{r} {built[r]:,.0f} > {budget[r]:,.0f}" for r in over)
+                + "); searching again within "
+                + ", ".join(f"{r} {search_budget[r]:,.0f}" for r in over)
+            )

@@ -254,44 +254,48 @@ def bypass_fifo_depth(model, node, words_per_frame: int) -> tuple[int, int]:
     return max(MIN_FIFO_DEPTH, frames * words_per_frame), short
 
 
-def stream_costs(model, fpgapart: str) -> list[LayerCost]:
-    """DWCs on width mismatches and FIFOs on residual bypasses (see module docstring)."""
+def node_stream_costs(model, node, fpgapart: str) -> list[LayerCost]:
+    """What the build inserts on the inputs of ``node``: a DWC on each input whose stream
+    width differs from its producer's, and the bypass FIFO of a two-stream join (see module
+    docstring). They depend on the folding of ``node`` and of its producers only."""
     from qonnx.custom_op.registry import getCustomOp
 
     extra: list[LayerCost] = []
-    for node in _hw_nodes(model):
-        inst = getCustomOp(node)
-        dynamic = [
-            (j, t) for j, t in enumerate(node.input) if t and model.get_initializer(t) is None
-        ]
-        for j, tensor in dynamic:
-            producer = model.find_producer(tensor)
-            if producer is None or not is_hw_layer(producer.domain):
-                continue
-            pinst = getCustomOp(producer)
-            k = list(producer.output).index(tensor)
-            w_out, w_in = int(pinst.get_outstream_width(k)), int(inst.get_instream_width(j))
-            if w_out != w_in:
-                dtype = pinst.get_output_datatype(k).name
-                shape = model.get_tensor_shape(tensor)
-                name = f"DWC_{producer.name}_{node.name}"
-                extra.append(_dwc_cost(name, w_out, w_in, shape, dtype, fpgapart))
-        if len(dynamic) == 2 and node.op_type.startswith("Elementwise"):
-            words = int(np.prod(inst.get_folded_input_shape(0)[:-1]))
-            depth, short = bypass_fifo_depth(model, node, words)
-            width = int(inst.get_instream_width(short))
-            dtype = inst.get_input_datatype(short).name
-            extra.append(
-                fifo_cost(
-                    f"FIFO_{node.name}_in{short}",
-                    depth,
-                    width,
-                    dtype,
-                    fpgapart,
-                    note=f"residual bypass, depth {depth} (modelled)",
-                )
+    inst = getCustomOp(node)
+    dynamic = [(j, t) for j, t in enumerate(node.input) if t and model.get_initializer(t) is None]
+    for j, tensor in dynamic:
+        producer = model.find_producer(tensor)
+        if producer is None or not is_hw_layer(producer.domain):
+            continue
+        pinst = getCustomOp(producer)
+        k = list(producer.output).index(tensor)
+        w_out, w_in = int(pinst.get_outstream_width(k)), int(inst.get_instream_width(j))
+        if w_out != w_in:
+            dtype = pinst.get_output_datatype(k).name
+            shape = model.get_tensor_shape(tensor)
+            name = f"DWC_{producer.name}_{node.name}"
+            extra.append(_dwc_cost(name, w_out, w_in, shape, dtype, fpgapart))
+    if len(dynamic) == 2 and node.op_type.startswith("Elementwise"):
+        words = int(np.prod(inst.get_folded_input_shape(0)[:-1]))
+        depth, short = bypass_fifo_depth(model, node, words)
+        width = int(inst.get_instream_width(short))
+        dtype = inst.get_input_datatype(short).name
+        extra.append(
+            fifo_cost(
+                f"FIFO_{node.name}_in{short}",
+                depth,
+                width,
+                dtype,
+                fpgapart,
+                note=f"residual bypass, depth {depth} (modelled)",
             )
+        )
     return extra
+
+
+def stream_costs(model, fpgapart: str) -> list[LayerCost]:
+    """DWCs on width mismatches and FIFOs on residual bypasses (see module docstring)."""
+    return [c for node in _hw_nodes(model) for c in node_stream_costs(model, node, fpgapart)]
 
 
 def critical_path(model, cycles: dict[str, int]) -> int:
