@@ -20,6 +20,12 @@ and ``QuantConv2d`` of a model runs instead:
   passes it (``TensorClampSte``, weights), and the scale and zero-point gradients that follow
   (``dL/ds = sum(g * (q - z) - g_x * x / s)``, ``dL/dz = s * sum(g_x - g)``).
 
+A quantizer that returns a Brevitas ``IntQuantTensor`` (the residual stream's, in front of the
+integer LayerNorms) gets the scale and zero point as further outputs of its node, so gradients
+reaching them join Brevitas' chain; a ``QuantTensor`` input is quantized by its value, as
+Brevitas does. Each :class:`~qmlp_brevitas.int_layernorm.IntLayerNorm` runs as one node too
+(:mod:`qmlp_brevitas.fast_int_layernorm`).
+
 Nothing of the model changes: same modules, parameters and state dict; leaving the context
 restores Brevitas' forward. Export, calibration mode, disabled quantizers and any Brevitas
 configuration that :func:`plan_fast_quant` does not recognise run Brevitas' own forward, so the
