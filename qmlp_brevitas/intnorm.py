@@ -330,7 +330,8 @@ def int_layernorm_float(q: torch.Tensor, spec: IntLayerNormSpec) -> torch.Tensor
     The same integers without int64 passes over the whole tensor (conversions and int64
     arithmetic cost several float32 passes each on the CPU): every intermediate is an integer
     that float32 holds exactly (:func:`_float32_split`). The sums are float32; ``N`` and
-    ``r`` are computed per token in int64 (:func:`rsqrt_floor_estimate`); the rounded shift
+    ``r`` are computed per token in float64 (``floor(2**K * rsqrt(N))``, off by at most one,
+    then corrected exactly with ``r**2 * N <= 4**K < (r+1)**2 * N``); the rounded shift
     ``floor((d*r + 2**(K-F-1)) / 2**(K-F))`` of the up to 35-bit product is
     ``floor((d*a + floor((d*b + 2**(K-F-1)) / 2**h)) / 2**(K-F-h))`` with ``r = a*2**h + b``
     (nested floor divisions), each ``d * a`` as ``x * (C*a) - S1 * a``. Specs without such a
