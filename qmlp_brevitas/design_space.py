@@ -1,11 +1,11 @@
 """Accuracy against hardware: bit widths and Q-MLP vs naive quantization, at the best folding.
 
 For each design point (a trained, exported run of :mod:`qmlp_brevitas.ablation`'s plan: Q-MLP
-at W2A2, W4A4, W8A8, and the naive model made mappable), one FINN estimate build gives the
-folded graph, and the folding search (:mod:`qmlp_brevitas.finn.folding_search`) finds the
-highest-fps folding within the whole part and within each LUT budget, from the cost models.
-The result per point: test accuracy, the smallest design's LUTs, and per budget the modelled
-frames/s, LUTs and what stopped the search.
+at W2A2, W4A4, W8A8, the same with FINN's float LayerNorm, and the naive model made mappable),
+one FINN estimate build gives the folded graph, and the folding search
+(:mod:`qmlp_brevitas.finn.folding_search`) finds the highest-fps folding within the whole part
+and within each LUT budget, from the cost models. The result per point: test accuracy, the
+smallest design's LUTs, and per budget the modelled frames/s, LUTs and what stopped the search.
 
 The naive model quantizes MLP-Mixer's GELU, and GELU's ``Erf`` has no FINN hardware layer, so
 the naive row that maps is the ablation's "+ bounded activation" row: naive min-max symmetric
@@ -33,19 +33,30 @@ class DesignPoint:
     bits: int
     run_dir: Path
     requant_bits: int | None = None  # thresholds of this width as exact Requant layers
+    row: str = "int_layernorm"  # the ablation row (qmlp_brevitas.ablation.plan) it trains
+
+
+# (technique, ablation row) of every design point: the Q-MLP model (integer LayerNorm, the
+# preset), the Q-MLP with FINN's float LayerNorm (the row before), and the naive model made
+# mappable.
+QMLP, QMLP_FLOAT_LN, NAIVE = "Q-MLP", "Q-MLP, float LayerNorm", "naive + ReLU6"
+TECHNIQUE_ROWS = {QMLP: "int_layernorm", QMLP_FLOAT_LN: "asymmetric", NAIVE: "bounded"}
 
 
 def default_points(ablation_out: str | Path, model: str = "qmlp_mixer_28") -> list[DesignPoint]:
-    """Q-MLP and naive (ReLU6) at W2A2, W4A4, W8A8, seed 0 of the ablation's run folders."""
+    """Q-MLP, Q-MLP with float LayerNorm and naive (ReLU6) at W2A2, W4A4, W8A8 (and Q-MLP W8A8
+    with Requant layers), seed 0 of the ablation's run folders."""
     root = Path(ablation_out) / model
     points = []
     for bits in (2, 4, 8):
-        for technique, row in (("Q-MLP", "asymmetric"), ("naive + ReLU6", "bounded")):
+        for technique, row in TECHNIQUE_ROWS.items():
             run = root / f"w{bits}a{bits}" / row / "seed0"
-            points.append(DesignPoint(f"{technique} W{bits}A{bits}", technique, bits, run))
-            if bits == 8 and technique == "Q-MLP":
-                label = f"{technique} W{bits}A{bits}, Requant"
-                points.append(DesignPoint(label, "Q-MLP + Requant", bits, run, requant_bits=8))
+            label = f"{technique} W{bits}A{bits}"
+            points.append(DesignPoint(label, technique, bits, run, row=row))
+            if bits == 8 and technique == QMLP:
+                points.append(
+                    DesignPoint(f"{label}, Requant", "Q-MLP + Requant", bits, run, 8, row)
+                )
     return points
 
 
@@ -163,7 +174,7 @@ def plot(results: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_lut, ax_fps) = plt.subplots(1, 2, figsize=(11, 4.2))
-    markers = {"Q-MLP": "o", "naive + ReLU6": "s", "Q-MLP + Requant": "D"}
+    markers = {QMLP: "o", QMLP_FLOAT_LN: "v", NAIVE: "s", "Q-MLP + Requant": "D"}
     colors = {2: "tab:red", 4: "tab:blue", 8: "tab:green"}
     for r in results:
         acc = 100 * r["test_acc"]

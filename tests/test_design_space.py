@@ -27,8 +27,15 @@ def _result(label, technique, bits, acc, min_lut, fps, lut, fits_30k):
 def test_points_cover_bits_techniques_and_requant(tmp_path):
     points = ds.default_points(tmp_path)
     labels = [p.label for p in points]
-    assert len(points) == 7 and "Q-MLP W8A8, Requant" in labels
+    assert len(points) == 10 and "Q-MLP W8A8, Requant" in labels
     assert {p.bits for p in points} == {2, 4, 8}
+    # Q-MLP is the preset (the ablation's last row, integer LayerNorm); every row exists
+    from qmlp_brevitas.ablation import ablation_rows
+
+    keys = [r.key for r in ablation_rows()]
+    assert {p.row for p in points if p.technique == "Q-MLP"} == {keys[-1]}
+    assert {p.row for p in points} <= set(keys)
+    assert all(p.run_dir.parent.name == p.row for p in points)
     assert [p.requant_bits for p in points if p.requant_bits] == [8]
     assert all(str(p.run_dir).endswith("seed0") for p in points)
 

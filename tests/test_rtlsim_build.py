@@ -116,3 +116,16 @@ def test_build_folder_with_fork_and_join_layers(tmp_path, rtl_cache, capsys):
         == 2 * layers["ElementwiseAdd_rtl"]["words_checked"]
     )
     assert report["coverage"]["not_simulated"] == []
+
+
+def test_float_input_is_not_taken_as_the_accelerators_integer_input():
+    """A float image of the right shape is refused as an integer model input, so that the RTL
+    check builds the partition's input through FINN's parent model instead."""
+    from qmlp_brevitas.layout import BuildFolderError
+    from qmlp_brevitas.rtlsim.check import fit_input
+
+    hw = graphs.make_mvau_thresholding_model()
+    x = graphs.random_input(hw, seed=3)["inp"]
+    assert np.array_equal(fit_input(hw, x)["inp"], x)
+    with pytest.raises(BuildFolderError, match="not of the datatype"):
+        fit_input(hw, x + 0.25)

@@ -58,8 +58,7 @@ def main(argv=None) -> int:
         cfg = AblationConfig(bits=(2, 4, 8), seeds=(0,), export=True, out=args.ablation_out)
         rows = {r.key: r for r in ablation_rows()}
         for pt in points:
-            key = "asymmetric" if pt.technique == "Q-MLP" else "bounded"
-            run_one(cfg.train_config(rows[key], pt.bits, 0), log=tqdm.write)
+            run_one(cfg.train_config(rows[pt.row], pt.bits, 0), log=tqdm.write)
     missing = [str(pt.run_dir) for pt in points if not RunFolder(pt.run_dir).model.is_file()]
     if missing and args.available:
         print(f"not exported yet, left out: {', '.join(missing)}")

@@ -64,10 +64,20 @@ def build_settings(folder: BuildFolder) -> tuple[str, float]:
 
 
 def fit_input(model: ModelWrapper, value: np.ndarray) -> dict[str, np.ndarray]:
-    """The verification input as the model's input, transposed NCHW->NHWC if that fits."""
+    """The verification input as the model's input, transposed NCHW->NHWC if that fits.
+
+    The values must be of the input's datatype: a float image is not the input of an
+    accelerator whose input quantizer runs on the host (:func:`partition_input` makes that one).
+    """
     name = model.graph.input[0].name
     shape = tuple(model.get_tensor_shape(name))
+    dtype = model.get_tensor_datatype(name)
     value = np.asarray(value, dtype=np.float32)
+    if not np.all(dtype.allowed(value)):
+        raise BuildFolderError(
+            f"the verification input's values are not of the datatype {dtype.name} of the "
+            f"model input '{name}'; pass --input with the accelerator's own input"
+        )
     if value.shape == shape:
         return {name: value}
     if value.ndim == 4 and value.transpose(0, 2, 3, 1).shape == shape:
