@@ -91,3 +91,34 @@ def test_a_part_of_unknown_capacity_takes_a_budget_that_names_every_resource():
     assert info.value.part == "xcvu9p-flga2104-2-i"
     # a known part's capacity fills in, the named resources in the same order as always
     assert list(parse_budget("DSP=5,LUT=7", PART)) == ["LUT", "FF", "BRAM_18K", "URAM", "DSP"]
+
+
+def test_search_trims_what_the_bottleneck_does_not_need(mvau_thresholds):
+    """After relieving the bottleneck, no layer is faster than the result needs: lowering any
+    layer by one legal step either slows it past the bottleneck or frees nothing."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from qmlp_brevitas.finn.folding_search import legal_values, search_folding
+    from qmlp_brevitas.finn.layer_costs import layer_cost
+
+    budget = parse_budget(None, PART)
+    whole = search_folding(mvau_thresholds, PART, 5.0, budget)
+    tight = search_folding(mvau_thresholds, PART, 5.0, parse_budget("LUT=1500", PART))
+    for result in (whole, tight):
+        for node in mvau_thresholds.graph.node:
+            inst = getCustomOp(node)
+            folding = result.folding.get(node.name, {})
+            for attr, value in folding.items():
+                inst.set_nodeattr(attr, value)
+            base = layer_cost(inst, PART)
+            for attr, value in folding.items():
+                smaller = [v for v in legal_values(inst)[attr] if v < value]
+                if not smaller:
+                    continue
+                inst.set_nodeattr(attr, smaller[-1])
+                lower = layer_cost(inst, PART)
+                inst.set_nodeattr(attr, value)
+                saved = sum((base.resources[r] - lower.resources[r]) / budget[r] for r in budget)
+                assert lower.cycles > result.max_cycles or saved <= 0, (node.name, attr)
+            for attr in folding:
+                inst.set_nodeattr(attr, 1)

@@ -426,6 +426,7 @@ def run_budget_build(
             "search_bottleneck": result.bottleneck,
             "limited_by": result.limited_by,
             "steps": result.steps,
+            "trimmed": result.trimmed,
             "folding_config": str(folder.folding_config),
         }
         records.append(record)

@@ -4,7 +4,10 @@ Throughput of a dataflow pipeline is set by its slowest layer, so the search sta
 smallest folding (PE = SIMD = 1 everywhere) and repeatedly relieves the bottleneck: it raises
 that layer's PE or SIMD to the next value FINN allows (a divisor of the dimension it folds,
 :func:`legal_values`), choosing the move that costs the least budget, and stops when the
-bottleneck can no longer be raised within the budget (or is fully parallel). Every candidate is
+bottleneck can no longer be raised within the budget (or is fully parallel). Then it trims:
+every layer that runs faster than the final bottleneck needs is lowered again, one legal value
+at a time, while it stays within the bottleneck's cycles and the move frees budget (the
+frames/s stay, the resources shrink). Every candidate is
 costed with :mod:`qmlp_brevitas.finn.layer_costs` (FINN's estimates and the project's models),
 not built, together with what the build inserts for that folding
 (:func:`~qmlp_brevitas.finn.layer_costs.node_stream_costs`: a data-width converter wherever a
@@ -116,6 +119,7 @@ class SearchResult:
     limited_by: str
     trace: list[dict] = field(default_factory=list)
     inserted: dict[str, float] = field(default_factory=dict)
+    trimmed: int = 0  # moves back down that kept the frames/s and freed budget
 
     def folding_config(self) -> dict:
         """A FINN folding config (``--folding``) with these PE/SIMD values."""
@@ -216,6 +220,37 @@ def search_folding(
         trace.append({"layer": name, attr: value, "cycles": new.cycles})
         if progress is not None:
             progress(steps, new.cycles)
+    # Trim: greedy relief leaves layers faster than the final bottleneck needs. Lower each one
+    # (next smaller legal value) while it stays within the bottleneck's cycles and the move
+    # frees budget: the same frames/s for fewer resources.
+    max_cycles = max(c.cycles for c in costs.values())
+    trimmed, changed = 0, True
+    while changed:
+        changed = False
+        for name in sorted(costs, key=lambda n: -costs[n].resources["LUT"]):
+            inst = insts[name]
+            for attr, values in legal[name].items():
+                while True:
+                    now = int(inst.get_nodeattr(attr))
+                    smaller = [v for v in values if v < now]
+                    if not smaller:
+                        break
+                    inst.set_nodeattr(attr, smaller[-1])
+                    new = layer_cost(inst, fpgapart)
+                    new_streams = streams_around(name)
+                    before = [costs[name], *(c for n in new_streams for c in streams[n])]
+                    after_costs = [new, *(c for st in new_streams.values() for c in st)]
+                    delta = {r: _sum(after_costs, r) - _sum(before, r) for r in RESOURCES}
+                    after = {r: current[r] + delta[r] for r in RESOURCES}
+                    frees = sum(delta[r] / budget[r] for r in budget if budget[r]) < 0
+                    if new.cycles > max_cycles or not frees or not fits(after, budget):
+                        inst.set_nodeattr(attr, now)
+                        break
+                    costs[name], current = new, after
+                    streams.update(new_streams)
+                    trimmed += 1
+                    changed = True
+                    trace.append({"layer": name, attr: smaller[-1], "cycles": new.cycles})
     bottleneck = max(costs, key=lambda n: costs[n].cycles)
     max_cycles = costs[bottleneck].cycles
     folding = {name: {a: int(insts[name].get_nodeattr(a)) for a in legal[name]} for name in insts}
@@ -230,6 +265,7 @@ def search_folding(
         steps=steps,
         limited_by=limited_by,
         trace=trace,
+        trimmed=trimmed,
         inserted={r: _sum(inserted, r) for r in RESOURCES},
     )
 
