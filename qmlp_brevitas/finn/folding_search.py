@@ -175,6 +175,19 @@ def search_folding(
     def streams_around(name: str) -> dict[str, list[LayerCost]]:
         return {n: node_stream_costs(model, nodes[n], fpgapart) for n in [name, *consumers[name]]}
 
+    def cost_move(name: str, attr: str, value: int):
+        """The layer's cost at ``attr = value``, the converters and FIFOs around it then, and
+        the change of the totals; the layer keeps its folding."""
+        inst = insts[name]
+        now = int(inst.get_nodeattr(attr))
+        inst.set_nodeattr(attr, value)
+        new, new_streams = layer_cost(inst, fpgapart), streams_around(name)
+        inst.set_nodeattr(attr, now)
+        before = [costs[name], *(c for n in new_streams for c in streams[n])]
+        after = [new, *(c for st in new_streams.values() for c in st)]
+        delta = {r: _sum(after, r) - _sum(before, r) for r in RESOURCES}
+        return new, new_streams, delta
+
     current = totals()
     if not fits(current, budget):
         raise BudgetTooSmallError(current, budget)
@@ -188,15 +201,9 @@ def search_folding(
             larger = [v for v in values if v > now]
             if not larger:
                 continue
-            inst.set_nodeattr(attr, larger[0])
-            new = layer_cost(inst, fpgapart)
-            new_streams = streams_around(name)
-            inst.set_nodeattr(attr, now)
+            new, new_streams, delta = cost_move(name, attr, larger[0])
             if new.cycles >= cost.cycles:
                 continue
-            before = [cost, *(c for n in new_streams for c in streams[n])]
-            after_costs = [new, *(c for s in new_streams.values() for c in s)]
-            delta = {r: _sum(after_costs, r) - _sum(before, r) for r in RESOURCES}
             after = {r: current[r] + delta[r] for r in RESOURCES}
             options.append((_pressure(delta, budget), attr, larger[0], new, new_streams, after))
         if not options:
@@ -235,17 +242,12 @@ def search_folding(
                     smaller = [v for v in values if v < now]
                     if not smaller:
                         break
-                    inst.set_nodeattr(attr, smaller[-1])
-                    new = layer_cost(inst, fpgapart)
-                    new_streams = streams_around(name)
-                    before = [costs[name], *(c for n in new_streams for c in streams[n])]
-                    after_costs = [new, *(c for st in new_streams.values() for c in st)]
-                    delta = {r: _sum(after_costs, r) - _sum(before, r) for r in RESOURCES}
+                    new, new_streams, delta = cost_move(name, attr, smaller[-1])
                     after = {r: current[r] + delta[r] for r in RESOURCES}
                     frees = sum(delta[r] / budget[r] for r in budget if budget[r]) < 0
                     if new.cycles > max_cycles or not frees or not fits(after, budget):
-                        inst.set_nodeattr(attr, now)
                         break
+                    inst.set_nodeattr(attr, smaller[-1])
                     costs[name], current = new, after
                     streams.update(new_streams)
                     trimmed += 1
