@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from brevitas.quant_tensor import IntQuantTensor
 from torch import nn
 
+from .finn.domains import QMLP_QONNX_DOMAIN
 from .intnorm import DEFAULT_FRAC_BITS, IntLayerNormSpec, eps_to_int, int_layernorm
 
-ONNX_DOMAIN = "qmlp_brevitas.custom_op"
+ONNX_DOMAIN = QMLP_QONNX_DOMAIN
 ONNX_OP = "IntLayerNorm"
 
 

@@ -7,9 +7,8 @@ the op type up in ``custom_op``; ``execute_onnx`` then runs the op's Python exec
   :class:`qmlp_brevitas.int_layernorm.IntLayerNorm`.
 """
 
+from ..finn.domains import QMLP_QONNX_DOMAIN as DOMAIN
 from .int_layernorm import IntLayerNorm
-
-DOMAIN = "qmlp_brevitas.custom_op"
 
 custom_op = {"IntLayerNorm": IntLayerNorm}
 

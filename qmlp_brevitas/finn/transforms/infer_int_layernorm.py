@@ -22,7 +22,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 
-from ...custom_op import DOMAIN as QONNX_DOMAIN
+from ..domains import QMLP_QONNX_DOMAIN
 from ..project_ops import DOMAIN as HW_DOMAIN
 
 SCALE_TOLERANCE = 1e-5  # |input_scale - 1|; exact for integers below 2**15 in magnitude
@@ -60,7 +60,7 @@ class InferIntLayerNorm(Transformation):
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         for node in model.graph.node:
-            if node.op_type != "IntLayerNorm" or node.domain != QONNX_DOMAIN:
+            if node.op_type != "IntLayerNorm" or node.domain != QMLP_QONNX_DOMAIN:
                 continue
             if unconverted_reason(model, node) is not None:
                 continue

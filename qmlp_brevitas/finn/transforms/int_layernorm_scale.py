@@ -15,6 +15,9 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.util.basic import get_by_name
 
+from ..domains import QMLP_QONNX_DOMAIN
+from .layernorm_scale import positive_scalar_mul_before
+
 INT_LAYERNORM = "IntLayerNorm"
 
 
@@ -24,21 +27,17 @@ class AbsorbScalarMulIntoIntLayerNorm(Transformation):
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         graph = model.graph
         for node in graph.node:
-            if node.op_type != INT_LAYERNORM or node.domain != "qmlp_brevitas.custom_op":
+            if node.op_type != INT_LAYERNORM or node.domain != QMLP_QONNX_DOMAIN:
                 continue
-            mul = model.find_producer(node.input[0])
-            if mul is None or mul.op_type != "Mul":
+            found = positive_scalar_mul_before(model, node)
+            if found is None:
                 continue
-            scale = model.get_initializer(mul.input[1])
-            if scale is None or scale.size != 1 or float(scale.item()) <= 0:
-                continue
-            if len(model.find_consumers(mul.output[0])) != 1:
-                continue
+            mul, s = found
             attr = get_by_name(node.attribute, "input_scale")
             if attr is None:
                 attr = node.attribute.add()
                 attr.name, attr.type, attr.f = "input_scale", 1, 1.0
-            attr.f = attr.f / float(scale.item())
+            attr.f = attr.f / s
             node.input[0] = mul.input[0]
             graph.node.remove(mul)
             return model.transform(InferDataTypes()), True

@@ -14,6 +14,20 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.util.basic import get_by_name
 
 
+def positive_scalar_mul_before(model: ModelWrapper, node):
+    """``(mul, s)`` when ``node``'s first input is a ``Mul`` by a positive scalar constant ``s``
+    that feeds nothing else (so that it can be absorbed into ``node``), else ``None``."""
+    mul = model.find_producer(node.input[0])
+    if mul is None or mul.op_type != "Mul":
+        return None
+    scale = model.get_initializer(mul.input[1])
+    if scale is None or scale.size != 1 or float(scale.item()) <= 0:
+        return None
+    if len(model.find_consumers(mul.output[0])) != 1:
+        return None
+    return mul, float(scale.item())
+
+
 class AbsorbScalarMulIntoLayerNorm(Transformation):
     """``Mul(x, s)`` -> ``LayerNormalization(eps)`` becomes ``LayerNormalization(x, eps/s**2)``."""
 
@@ -22,15 +36,10 @@ class AbsorbScalarMulIntoLayerNorm(Transformation):
         for node in graph.node:
             if node.op_type != "LayerNormalization":
                 continue
-            mul = model.find_producer(node.input[0])
-            if mul is None or mul.op_type != "Mul":
+            found = positive_scalar_mul_before(model, node)
+            if found is None:
                 continue
-            scale = model.get_initializer(mul.input[1])
-            if scale is None or scale.size != 1 or float(scale.item()) <= 0:
-                continue
-            if len(model.find_consumers(mul.output[0])) != 1:
-                continue
-            s = float(scale.item())
+            mul, s = found
             eps = get_by_name(node.attribute, "epsilon")
             if eps is None:
                 eps = node.attribute.add()
