@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..layout import SynthesisFolder
-from .domains import HW_DOMAIN
 
 SYNTH_FAMILY = "xcup"
 # Xilinx primitives finn-rtllib instantiates; declared for the front end, kept as black boxes.
@@ -249,48 +248,15 @@ REQUANT_CALIBRATION = (1, 4)
 INT_LAYERNORM_CALIBRATION = (1, 4, 64)
 
 
-def make_requant_model(channels: int, pe: int, idt: str, odt: str, seed: int = 0):
-    """A ``Requant`` HW node with per-channel scale ~1/1150 and bias in [-5, 5)."""
-    import numpy as np
-    from onnx import TensorProto, helper
-    from qonnx.core.datatype import DataType
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.basic import qonnx_make_model
-
-    shape = [1, 16, channels]
-    node = helper.make_node(
-        "Requant",
-        ["inp", "scale", "bias"],
-        ["outp"],
-        domain=HW_DOMAIN,
-        backend="fpgadataflow",
-        NumChannels=channels,
-        PE=pe,
-        inputDataType=idt,
-        outputDataType=odt,
-        numInputVectors=shape[:-1],
-        narrow=0,
-        preferred_impl_style="rtl",
-    )
-    graph = helper.make_graph(
-        [node],
-        "requant",
-        [helper.make_tensor_value_info("inp", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("outp", TensorProto.FLOAT, shape)],
-    )
-    model = ModelWrapper(qonnx_make_model(graph))
-    rng = np.random.default_rng(seed)
-    model.set_initializer("scale", (1 / (1000 + 300 * rng.random(channels))).astype(np.float32))
-    model.set_initializer("bias", (10 * rng.random(channels) - 5).astype(np.float32))
-    model.set_tensor_datatype("inp", DataType[idt])
-    model.set_tensor_datatype("outp", DataType[odt])
-    return model
-
-
 def calibration_layers(fpgapart: str):
     """``(label, model)`` of the single-layer graphs of :data:`MVAU_CALIBRATION`,
     :data:`REQUANT_CALIBRATION` and :data:`INT_LAYERNORM_CALIBRATION`."""
-    from qmlp_brevitas.rtlsim.graphs import make_int_layernorm_model, make_mvau_model, specialize
+    from qmlp_brevitas.rtlsim.graphs import (
+        make_int_layernorm_model,
+        make_mvau_model,
+        make_requant_model,
+        specialize,
+    )
 
     for pe, simd, bits in MVAU_CALIBRATION:
         model = make_mvau_model(

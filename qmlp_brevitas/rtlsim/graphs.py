@@ -365,6 +365,30 @@ def make_int_layernorm_model(
     return _wrap(node, shape, shape, idt_, odt)
 
 
+def make_requant_model(channels: int, pe: int, idt: str, odt: str, seed: int = 0) -> ModelWrapper:
+    """A ``Requant`` HW node over 16 tokens with per-channel scale ~1/1150 and bias in [-5, 5)."""
+    shape = [1, 16, channels]
+    node = helper.make_node(
+        "Requant",
+        ["inp", "scale", "bias"],
+        ["outp"],
+        domain=HW_DOMAIN,
+        backend="fpgadataflow",
+        NumChannels=channels,
+        PE=pe,
+        inputDataType=idt,
+        outputDataType=odt,
+        numInputVectors=shape[:-1],
+        narrow=0,
+        preferred_impl_style="rtl",
+    )
+    model = _wrap(node, shape, shape, DataType[idt], DataType[odt])
+    rng = np.random.default_rng(seed)
+    model.set_initializer("scale", (1 / (1000 + 300 * rng.random(channels))).astype(np.float32))
+    model.set_initializer("bias", (10 * rng.random(channels) - 5).astype(np.float32))
+    return model
+
+
 def random_input(model: ModelWrapper, seed: int = 0) -> dict[str, np.ndarray]:
     """A random input of the graph's first input, in its FINN data type."""
     name = model.graph.input[0].name
