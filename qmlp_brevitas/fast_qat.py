@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from .fast_int_layernorm import int_layernorm_forward
 from .int_layernorm import IntLayerNorm
+from .intnorm import is_dense
 
 
 def _in_range_grad(grad: Tensor, r: Tensor, lo: float, hi: float) -> Tensor:
@@ -70,18 +71,6 @@ def _in_range_grad(grad: Tensor, r: Tensor, lo: float, hi: float) -> Tensor:
     0.5``. (On the CPU, ``torch.where`` and boolean masks cost 5-45 times a multiplication.)
     """
     return torch.ops.aten.hardtanh_backward(grad, r, lo - 0.5, hi + 0.5)
-
-
-def _dense(t: Tensor) -> bool:
-    """Whether ``t``'s elements fill one block of memory (contiguous, maybe permuted)."""
-    expected = 1
-    for size, stride in sorted(zip(t.shape, t.stride(), strict=True), key=lambda d: d[1]):
-        if size == 1:
-            continue
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def _flat(t: Tensor) -> Tensor:
@@ -101,7 +90,7 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     small difference of two large sums."""
     dtype = torch.promote_types(_accumulate_dtype(a), _accumulate_dtype(b))
     a, b = a.to(dtype), b.to(dtype)
-    if a.stride() == b.stride() and _dense(a):
+    if a.stride() == b.stride() and is_dense(a):
         return torch.dot(_flat(a), _flat(b))
     return torch.dot(a.contiguous().view(-1), b.contiguous().view(-1))
 

@@ -283,16 +283,23 @@ def int_layernorm(x: torch.Tensor, spec: IntLayerNormSpec) -> torch.Tensor:
     return torch.bitwise_right_shift(d * r + half, spec.shift)  # arithmetic: floor division
 
 
-def _memory_order(t: torch.Tensor) -> torch.Tensor:
-    """``t``'s elements as a 1-D view in memory order when they fill one block (a permuted
-    layout, as of a transposed activation), else ``t``: whole-tensor reductions run faster."""
+def is_dense(t: torch.Tensor) -> bool:
+    """Whether ``t``'s elements fill one block of memory (contiguous, maybe permuted)."""
     expected = 1
     for size, stride in sorted(zip(t.shape, t.stride(), strict=True), key=lambda d: d[1]):
         if size == 1:
             continue
         if stride != expected:
-            return t
+            return False
         expected *= size
+    return True
+
+
+def _memory_order(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s elements as a 1-D view in memory order when they fill one block (a permuted
+    layout, as of a transposed activation), else ``t``: whole-tensor reductions run faster."""
+    if not is_dense(t):
+        return t
     return t.as_strided((t.numel(),), (1,), t.storage_offset())
 
 

@@ -212,7 +212,7 @@ def test_dot_follows_the_memory_layout():
     c = torch.randn(4, 5, 6)  # another layout
     torch.testing.assert_close(fast_qat._dot(a, b), (a * b).sum())
     torch.testing.assert_close(fast_qat._dot(a, c), (a * c).sum())
-    assert fast_qat._dense(a) and not fast_qat._dense(torch.randn(4, 6)[:, :3])
+    assert fast_qat.is_dense(a) and not fast_qat.is_dense(torch.randn(4, 6)[:, :3])
 
 
 def test_bf16_autocast_gives_brevitas_outputs():
