@@ -175,3 +175,64 @@ def test_parent_with_two_partitions_is_refused():
     model.get_node_from_name("Mul_0").input[0] = "acc2"
     with pytest.raises(PartitionError, match="2 dataflow partitions"):
         PartitionedModel(model)
+
+
+def test_partition_with_a_reshape_layer_runs_in_a_fresh_process(tmp_path):
+    """FINN registers its ``Reshape`` HW op only when the transformation that creates it is
+    imported: a process that only executes a built model (the RTL check) must still run it."""
+    import subprocess
+    import sys
+
+    from qmlp_brevitas.finn.settings import setup_finn
+
+    setup_finn(tmp_path / "finn")
+    from finn.transformation.fpgadataflow.convert_to_hw.shuffle import InferShuffle
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    from qmlp_brevitas.finn.transforms import OrderPreservingShuffleToReshape
+
+    node = helper.make_node("Transpose", ["qt"], ["acc"], perm=[0, 2, 3, 1])
+    graph = helper.make_graph(
+        [node],
+        "child",
+        [helper.make_tensor_value_info("qt", TensorProto.FLOAT, [1, 1, 5, 3])],
+        [helper.make_tensor_value_info("acc", TensorProto.FLOAT, [1, 5, 3, 1])],
+    )
+    child = ModelWrapper(qonnx_make_model(graph))
+    for name in ("qt", "acc"):
+        child.set_tensor_datatype(name, DataType["INT4"])
+    child = child.transform(InferShuffle(lambda model, node: True))
+    child = child.transform(OrderPreservingShuffleToReshape())
+    child = child.transform(SpecializeLayers("xczu7ev-ffvc1156-2-e"))
+    assert [n.op_type for n in child.graph.node] == ["Reshape_rtl"]
+    sdp = helper.make_node(
+        "StreamingDataflowPartition",
+        ["x"],
+        ["y"],
+        domain="finn.custom_op.fpgadataflow",
+        model="unused.onnx",
+    )
+    parent_graph = helper.make_graph(
+        [sdp],
+        "parent",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 3, 1])],
+    )
+    ModelWrapper(qonnx_make_model(parent_graph)).save(str(tmp_path / "parent.onnx"))
+    child.save(str(tmp_path / "child.onnx"))
+    script = f"""
+import numpy as np
+from pathlib import Path
+from qmlp_brevitas.finn.settings import setup_finn
+setup_finn(Path({str(tmp_path / "finn2")!r}))
+from qonnx.core.modelwrapper import ModelWrapper
+from qmlp_brevitas.finn.generic import execute_in_parent
+root = Path({str(tmp_path)!r})
+x = np.arange(15, dtype=np.float32).reshape(1, 1, 5, 3) % 8
+ctx = execute_in_parent(ModelWrapper(str(root / "parent.onnx")),
+                        ModelWrapper(str(root / "child.onnx")), {{"x": x}}, root / "copy.onnx")
+assert np.array_equal(ctx["y"], x.transpose(0, 2, 3, 1)), ctx["y"]
+print("ran")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and "ran" in done.stdout, done.stderr[-2000:]

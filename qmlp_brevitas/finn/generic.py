@@ -50,11 +50,14 @@ def execute_in_parent(
     As FINN's own verification of the stages after ``step_create_dataflow_partition`` does, the
     parent's ``StreamingDataflowPartition`` node points at a Python-executable copy of
     ``child`` (saved to ``child_path``); the nodes outside the partition (host side) run as
-    they are. Returns the parent's full execution context.
+    they are. Every generic HW op is registered first (:func:`register_hw_ops`), so that this
+    also runs in a process that has not built the model. Returns the parent's full execution
+    context.
     """
     from finn.core.onnx_exec import execute_onnx
     from qonnx.custom_op.registry import getCustomOp
 
+    register_hw_ops()
     parent = ModelWrapper(deepcopy(parent.model))
     sdp = [n for n in parent.graph.node if n.op_type == "StreamingDataflowPartition"]
     if len(sdp) != 1:
