@@ -24,7 +24,10 @@ A quantizer that returns a Brevitas ``IntQuantTensor`` (the residual stream's, i
 integer LayerNorms) gets the scale and zero point as further outputs of its node, so gradients
 reaching them join Brevitas' chain; a ``QuantTensor`` input is quantized by its value, as
 Brevitas does. Each :class:`~qmlp_brevitas.int_layernorm.IntLayerNorm` runs as one node too
-(:mod:`qmlp_brevitas.fast_int_layernorm`).
+(:mod:`qmlp_brevitas.fast_int_layernorm`). A ``QuantConv2d`` that is a non-overlapping patch
+embedding (the stem) runs its convolution through
+:class:`~qmlp_brevitas.fast_patch_conv.PatchConv` on the CPU: the same forward, and the backward
+as matrix products over patches instead of torch's transposed convolution for the input gradient.
 
 Nothing of the model changes: same modules, parameters and state dict; leaving the context
 restores Brevitas' forward. Export, calibration mode, disabled quantizers and any Brevitas
@@ -59,6 +62,7 @@ from brevitas.quant_tensor import IntQuantTensor, QuantTensor
 from torch import Tensor, nn
 
 from .fast_int_layernorm import int_layernorm_forward
+from .fast_patch_conv import PatchConv, applies, is_patch_conv
 from .int_layernorm import IntLayerNorm
 from .intnorm import is_dense
 
@@ -561,10 +565,13 @@ def _act_forward(module: QuantIdentity, plan: QuantizerPlan):
 
 def _layer_forward(module: QuantLinear | QuantConv2d, plan: QuantizerPlan):
     proxy, brevitas_forward = module.weight_quant, type(module).forward
+    patch_conv = isinstance(module, QuantConv2d) and is_patch_conv(module)
 
     def forward(x):
         if isinstance(x, QuantTensor) or _eager(module, proxy, plan):
             return brevitas_forward(module, x)
+        if patch_conv and applies(x):
+            return PatchConv.apply(x, plan(module.weight), module.bias)
         return module.inner_forward_impl(x, plan(module.weight), module.bias)
 
     return forward
