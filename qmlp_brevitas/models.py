@@ -165,6 +165,10 @@ SMALL_VARIANTS = {
     "qmlp_mixer_28": dict(
         family="mixer", img_size=28, in_chans=1, patch_size=7, embed_dim=64, depth=4
     ),
+    # Patch 4: 49 tokens of 4x4 pixels instead of 16 of 7x7 (about 2.7x the compute per image).
+    "qmlp_mixer_28_p4": dict(
+        family="mixer", img_size=28, in_chans=1, patch_size=4, embed_dim=64, depth=4
+    ),
     "qmlp_resmlp_28": dict(
         family="resmlp", img_size=28, in_chans=1, patch_size=7, embed_dim=64, depth=4
     ),

@@ -22,7 +22,13 @@ SMALL = list_variants(small_only=True)
 
 
 def test_registry_lists_small_and_paper_variants():
-    assert set(SMALL) == {"qmlp_mixer_28", "qmlp_resmlp_28", "qmlp_mixer_32", "qmlp_resmlp_32"}
+    assert set(SMALL) == {
+        "qmlp_mixer_28",
+        "qmlp_mixer_28_p4",
+        "qmlp_resmlp_28",
+        "qmlp_mixer_32",
+        "qmlp_resmlp_32",
+    }
     assert {"qmlp_resmlp_24_224", "qmlp_mixer_b16_224"} <= set(list_variants())
     assert set(list_variants()) <= set(timm.list_models("qmlp_*"))
 

@@ -71,20 +71,20 @@ def test_short_qat_run_learns_and_writes_run_folder(tmp_path, fmnist_dir):
         assert (out / name).is_file(), name
     saved = json.loads((out / "config.json").read_text())
     assert saved["resolved_recipe"]["token_groups"] == 2 and saved["w_bits"] == 4
-    assert saved["fast"] is True and saved["random_crop"] == 2 and saved["hflip"] is True
+    assert saved["fast"] is True and saved["random_crop"] == 0 and saved["hflip"] is True
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, fmnist_dir):
-    # With the default augmentation: its random draws are seeded per epoch too.
-    full = train(_cfg(tmp_path / "a", fmnist_dir), log=lambda *_: None)
+    # With random crops and flips: their random draws are seeded per epoch too.
+    full = train(_cfg(tmp_path / "a", fmnist_dir, random_crop=2), log=lambda *_: None)
 
     def stop_after_first_epoch(msg):
         if msg.startswith("epoch 1/2"):
             raise Interrupt
 
-    cfg = _cfg(tmp_path / "b", fmnist_dir)
+    cfg = _cfg(tmp_path / "b", fmnist_dir, random_crop=2)
     with pytest.raises(Interrupt):
         train(cfg, log=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["epoch"] == 1
@@ -101,7 +101,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, fmnist_dir):
 @pytest.mark.slow
 def test_resume_with_other_settings_is_refused(tmp_path, fmnist_dir):
     train(_cfg(tmp_path, fmnist_dir, epochs=1), log=lambda *_: None)
-    with pytest.raises(CheckpointError, match=r"lr: 0.002 -> 0.1"):
+    with pytest.raises(CheckpointError, match=r"lr: 0.003 -> 0.1"):
         train(_cfg(tmp_path, fmnist_dir, epochs=2, lr=0.1), resume=True, log=lambda *_: None)
 
 
@@ -109,7 +109,8 @@ def test_cli_fast_path_and_augmentation_options():
     from qmlp_brevitas.cli.train import config_from_args, parse_args
 
     cfg = config_from_args(parse_args(["--out", "x"]))
-    assert cfg.fast and (cfg.random_crop, cfg.hflip) == (2, True)  # Fashion-MNIST defaults
+    assert cfg.fast and (cfg.random_crop, cfg.hflip) == (0, True)  # Fashion-MNIST defaults
+    assert (cfg.epochs, cfg.batch_size, cfg.lr) == (30, 256, 3e-3)  # the main job's recipe
     argv = ["--no-fast", "--random-crop", "0", "--no-hflip", "--out", "x"]
     cfg = config_from_args(parse_args(argv))
     assert not cfg.fast and (cfg.random_crop, cfg.hflip) == (0, False)

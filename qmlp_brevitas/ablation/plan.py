@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..layout import RunFolder, check_output_folder
 from ..models import ORIGINAL_NORM, PAPER_VARIANTS, SMALL_VARIANTS
 from ..recipe import PRESETS, make_recipe
-from ..train import RESUMABLE_CHANGES, TrainConfig, train
+from ..train import BATCH_AUGMENT_DATA, RESUMABLE_CHANGES, TrainConfig, train
 
 # (row key, table label, recipe field switched on, paper section), in the order they are added.
 # Each switches its field to the qmlp preset's value, except where STEP_VALUES says otherwise.
@@ -90,9 +90,12 @@ class AblationConfig:
     model: str = "qmlp_mixer_28"
     bits: tuple[int, ...] = (8, 4)
     seeds: tuple[int, ...] = (0, 1)
+    # The ablation's own recipe (the README's tables), independent of the main job's defaults.
     epochs: int = 1
     batch_size: int = 128
-    lr: float = TrainConfig.lr
+    lr: float = 2e-3
+    random_crop: int = 2  # Fashion-MNIST batch augmentation (ignored by other data sets)
+    hflip: bool = True
     train_limit: int | None = None
     test_limit: int | None = None
     calib_batches: int = TrainConfig.calib_batches
@@ -130,6 +133,12 @@ class AblationConfig:
         """The whole pipeline on a tiny slice (a few hundred images, one epoch, one seed)."""
         return cls(**{"seeds": (0,), **QUICK, **kwargs})
 
+    def _augmentation(self) -> dict:
+        """The batch augmentation for data sets that take it; the others keep their own."""
+        if self.data not in BATCH_AUGMENT_DATA:
+            return {}
+        return {"random_crop": self.random_crop, "hflip": self.hflip}
+
     def family(self) -> str:
         return {**SMALL_VARIANTS, **PAPER_VARIANTS}[self.model]["family"]
 
@@ -153,6 +162,7 @@ class AblationConfig:
             batch_size=self.batch_size,
             lr=self.lr,
             calib_batches=self.calib_batches,
+            **self._augmentation(),
             train_limit=self.train_limit,
             test_limit=self.test_limit,
             seed=seed,

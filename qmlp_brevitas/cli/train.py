@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--random-crop",
         type=int,
         metavar="PIXELS",
-        help="Fashion-MNIST training batches: random crop after padding by PIXELS (default 2; "
-        "0: off)",
+        help="Fashion-MNIST training batches: random crop after padding by PIXELS (default 0: "
+        "off; the long presets use 2)",
     )
     d.add_argument(
         "--hflip",
