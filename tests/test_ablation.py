@@ -76,6 +76,11 @@ def test_config_rejects_bad_input():
         AblationConfig(model="mixer_tiny")
     with pytest.raises(ValueError, match="at least one bit width"):
         AblationConfig(bits=())
+    # The shared training recipe is refused before any run, by TrainConfig's checks.
+    with pytest.raises(ValueError, match="random_crop must be >= 0"):
+        AblationConfig(random_crop=-1)
+    with pytest.raises(ValueError, match="learning rate"):
+        AblationConfig(lr=0)
 
 
 def _result(key: str, accs: list[float], same_as: str | None = None) -> RowResult:

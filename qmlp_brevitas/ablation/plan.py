@@ -126,6 +126,9 @@ class AblationConfig:
             raise ConfigError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
         for b in self.bits:
             make_recipe("naive", w_bits=b, a_bits=b)  # validates the bit width
+        # The recipe every run shares (epochs, batch size, lr, augmentation, data), checked by
+        # TrainConfig's own validation before any run starts.
+        self.train_config(ablation_rows()[0], None, self.seeds[0])
         check_output_folder(self.out)
 
     @classmethod
