@@ -14,7 +14,7 @@ from timm.data.random_erasing import RandomErasing
 from timm.data.transforms import RandomResizedCropAndInterpolation
 from torchvision import transforms
 
-from qmlp_brevitas.cli.train import config_from_args, parse_args
+from qmlp_brevitas.cli.train import config_from_args, init_stage, parse_args
 from qmlp_brevitas.data import build_dataset
 from qmlp_brevitas.presets import PresetError, list_presets, load_preset
 from qmlp_brevitas.train import TrainConfig, _mixup, train
@@ -114,8 +114,14 @@ def test_run_presets_are_package_data():
 
 @pytest.mark.parametrize("name", list_presets())
 def test_run_presets_resolve_to_valid_configs(name):
-    cfg = config_from_args(parse_args(["--config", name, "--data-dir", "/imagenet"]))
-    assert cfg.resolved_recipe().quantized
+    args = parse_args(["--config", name, "--data-dir", "/imagenet"])
+    cfg = config_from_args(args)
+    # A float preset is there as the starting run of a QAT preset (--init-config).
+    starting_runs = {parse_args(["--config", n]).init_config for n in list_presets()}
+    assert cfg.resolved_recipe().quantized or name in starting_runs
+    if args.init_config:  # the starting run exists, starts from scratch, same model and data
+        stage = init_stage(args)
+        assert stage.w_bits is None and (stage.model, stage.data) == (cfg.model, cfg.data)
     if cfg.data == "imagenet":
         assert cfg.model.endswith("_224") and (cfg.mixup, cfg.cutmix) == (0.8, 1.0)
     else:  # a small data set: the model must take its images

@@ -265,3 +265,92 @@ def test_optimizer_updates_the_calibrated_quantizer_parameters():
     model(torch.randn(8, 1, 28, 28)).sum().backward()
     optimizer.step()
     assert not torch.equal(before, value.detach())
+
+
+def _float_preset(tmp_path, data_dir, **kw) -> str:
+    """A run preset (JSON file) of a short float run: the starting run of ``--init-config``."""
+    values = dict(
+        model="qmlp_mixer_28",
+        float=True,
+        data_dir=str(data_dir),
+        train_limit=256,
+        test_limit=128,
+        epochs=2,
+        batch_size=64,
+        out=str(tmp_path / "float"),
+    )
+    values.update(kw)
+    path = tmp_path / "float-preset.json"
+    path.write_text(json.dumps(values))
+    return str(path)
+
+
+def _qat_argv(tmp_path, data_dir, preset, out="qat"):
+    return [
+        "--init-config", preset, "--data-dir", str(data_dir), "--train-limit", "256",
+        "--test-limit", "128", "--epochs", "1", "--batch-size", "64", "--calib-batches", "1",
+        "--no-export", "--out", str(tmp_path / out),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_init_config_trains_the_starting_run_first_then_fine_tunes(tmp_path, fmnist_dir, capsys):
+    preset = _float_preset(tmp_path, fmnist_dir)
+    assert run_main(train_main, _qat_argv(tmp_path, fmnist_dir, preset)) == 0
+    out = capsys.readouterr().out
+    start = tmp_path / "float" / "checkpoint.pt"
+    assert f"training the starting run {tmp_path / 'float'} first" in out
+    assert json.loads((tmp_path / "float" / "metrics.json").read_text())["w_bits"] is None
+    assert f"initialised from {start}" in out and "tensors loaded (qmlp checkpoint)" in out
+    saved = json.loads((tmp_path / "qat" / "config.json").read_text())
+    assert saved["init"] == str(start) and saved["w_bits"] == 4
+    assert (tmp_path / "qat" / "metrics.json").is_file()
+
+    # A second run from the same starting run does not train it again.
+    before = start.stat().st_mtime_ns
+    assert run_main(train_main, _qat_argv(tmp_path, fmnist_dir, preset, out="qat2")) == 0
+    out = capsys.readouterr().out
+    assert f"starting from {start}, of the finished run" in out and "training the" not in out
+    assert start.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_init_config_resumes_an_interrupted_starting_run(tmp_path, fmnist_dir, capsys):
+    preset = _float_preset(tmp_path, fmnist_dir)
+    stage = config_from_args(parse_args(["--config", preset]))
+
+    def stop_after_first_epoch(msg):
+        if msg.startswith("epoch 1/2"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(stage, log=stop_after_first_epoch)
+    argv = _qat_argv(tmp_path, fmnist_dir, preset)
+    assert run_main(train_main, argv) == 2
+    assert "pass --resume to continue that run" in capsys.readouterr().err
+    assert not (tmp_path / "qat").exists()
+    assert run_main(train_main, [*argv, "--resume"]) == 0
+    assert f"resuming the starting run {tmp_path / 'float'} first" in capsys.readouterr().out
+    assert json.loads((tmp_path / "float" / "metrics.json").read_text())["epochs"] == 2
+    assert (tmp_path / "qat" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        ({}, ["--init", "x.pt"], "--init and --init-config both name a starting point"),
+        ({"model": "qmlp_mixer_28_p4"}, [], "trains qmlp_mixer_28_p4 on fashion_mnist, but this"),
+        ({"init": "x.pt"}, [], "starts from another run itself"),
+        ({"out": "SAME"}, [], "writes to"),
+    ],
+)
+def test_init_config_bad_input_is_refused_before_any_work(
+    change, extra, message, tmp_path, no_data_loading, capsys
+):
+    if change.get("out") == "SAME":
+        change = {"out": str(tmp_path / "qat")}
+    preset = _float_preset(tmp_path, tmp_path / "data", **change)
+    assert run_main(train_main, [*_qat_argv(tmp_path, tmp_path / "data", preset), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "qat").exists() and not (tmp_path / "float").exists()

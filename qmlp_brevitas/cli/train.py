@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="float checkpoint to fine-tune from: this project's float model, or the matching "
         "timm model saved on local disk (resmlp_24_224, mixer_b16_224; .pt/.pth/.safetensors)",
     )
+    o.add_argument(
+        "--init-config",
+        metavar="NAME_OR_FILE",
+        help="fine-tune from the run of another run preset (its folder's checkpoint), e.g. the "
+        "float run of the same model; that run is trained first, or resumed, if it has not "
+        "finished",
+    )
     o.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     o.add_argument(
         "--fast",
@@ -231,16 +238,66 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def init_stage(args) -> TrainConfig | None:
+    """The config of the run that ``--init-config`` names, checked against this run's options."""
+    if not args.init_config:
+        return None
+    if args.init:
+        raise ConfigError("--init and --init-config both name a starting point; give one of them")
+    argv = ["--config", args.init_config, "--data-dir", args.data_dir]
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
+    stage_args = parse_args(argv)
+    if stage_args.init_config or stage_args.init:
+        raise ConfigError(
+            f"run preset {args.init_config!r} starts from another run itself; --init-config "
+            "takes a run that starts from scratch"
+        )
+    stage = config_from_args(stage_args)
+    if (stage.model, stage.data) != (args.model, args.data):
+        raise ConfigError(
+            f"run preset {args.init_config!r} trains {stage.model} on {stage.data}, but this run "
+            f"is {args.model} on {args.data}; --init-config needs the same model and data"
+        )
+    return stage
+
+
+def run_init_stage(stage: TrainConfig, resume: bool) -> None:
+    """Train the starting run (or resume it), then write its summary."""
+    folder = RunFolder(stage.out)
+    print(f"{'resuming' if resume else 'training'} the starting run {folder.root} first")
+    lines = summary_lines(stage, train(stage, resume=resume))
+    print("\n".join(lines))
+    folder.summary.write_text("\n".join(lines) + "\n")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    stage = init_stage(args)
+    if stage is not None:
+        args.init = str(RunFolder(stage.out).checkpoint)
     cfg = config_from_args(args)
-    check_run_folder(cfg, resume=args.resume)  # before any data is read or folder made
+    # Until the starting run has finished this run has not begun: --resume continues that one.
+    stage_pending = stage is not None and not RunFolder(stage.out).metrics.is_file()
+    if stage is not None and Path(stage.out).resolve() == Path(cfg.out).resolve():
+        raise ConfigError(
+            f"the starting run (--init-config {args.init_config}) writes to {stage.out}, the "
+            "folder of this run; give this run another --out"
+        )
+    # Both folders are checked before any data is read or folder made.
+    check_run_folder(cfg, resume=args.resume and not stage_pending)
+    if stage_pending:
+        check_run_folder(stage, resume=args.resume)
+    elif stage is not None:
+        print(f"starting from {args.init}, of the finished run {stage.out}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        metrics = train(cfg, resume=args.resume)
+        if stage_pending:
+            run_init_stage(stage, resume=args.resume)
+        metrics = train(cfg, resume=args.resume and not stage_pending)
     except KeyboardInterrupt:
         print(
             "interrupted; rerun with --resume to continue from the last finished epoch",
