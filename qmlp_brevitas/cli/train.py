@@ -265,10 +265,14 @@ def init_stage(args) -> TrainConfig | None:
 def run_init_stage(stage: TrainConfig, resume: bool) -> None:
     """Train the starting run (or resume it), then write its summary."""
     folder = RunFolder(stage.out)
-    print(f"{'resuming' if resume else 'training'} the starting run {folder.root} first")
-    lines = summary_lines(stage, train(stage, resume=resume))
-    print("\n".join(lines))
-    folder.summary.write_text("\n".join(lines) + "\n")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 reports
+    if main_process:
+        print(f"{'resuming' if resume else 'training'} the starting run {folder.root} first")
+    metrics = train(stage, resume=resume)
+    if main_process:
+        lines = summary_lines(stage, metrics)
+        print("\n".join(lines))
+        folder.summary.write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
