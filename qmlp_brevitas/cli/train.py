@@ -244,10 +244,7 @@ def init_stage(args) -> TrainConfig | None:
         return None
     if args.init:
         raise ConfigError("--init and --init-config both name a starting point; give one of them")
-    argv = ["--config", args.init_config, "--data-dir", args.data_dir]
-    if args.threads is not None:
-        argv += ["--threads", str(args.threads)]
-    stage_args = parse_args(argv)
+    stage_args = parse_args(["--config", args.init_config, "--data-dir", args.data_dir])
     if stage_args.init_config or stage_args.init:
         raise ConfigError(
             f"run preset {args.init_config!r} starts from another run itself; --init-config "
@@ -262,17 +259,25 @@ def init_stage(args) -> TrainConfig | None:
     return stage
 
 
+def is_main_process() -> bool:
+    """Under torchrun, rank 0 prints and writes the summaries; a plain run is rank 0."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def report(cfg: TrainConfig, metrics: dict) -> None:
+    """Print a finished run's summary and write it to its folder."""
+    if not is_main_process():
+        return
+    lines = summary_lines(cfg, metrics)
+    print("\n".join(lines))
+    RunFolder(cfg.out).summary.write_text("\n".join(lines) + "\n")
+
+
 def run_init_stage(stage: TrainConfig, resume: bool) -> None:
-    """Train the starting run (or resume it), then write its summary."""
-    folder = RunFolder(stage.out)
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 reports
-    if main_process:
-        print(f"{'resuming' if resume else 'training'} the starting run {folder.root} first")
-    metrics = train(stage, resume=resume)
-    if main_process:
-        lines = summary_lines(stage, metrics)
-        print("\n".join(lines))
-        folder.summary.write_text("\n".join(lines) + "\n")
+    """Train the starting run (or resume it), then report it."""
+    if is_main_process():
+        print(f"{'resuming' if resume else 'training'} the starting run {stage.out} first")
+    report(stage, train(stage, resume=resume))
 
 
 def main(argv=None) -> int:
@@ -294,7 +299,7 @@ def main(argv=None) -> int:
     check_run_folder(cfg, resume=args.resume and not stage_pending)
     if stage_pending:
         check_run_folder(stage, resume=args.resume)
-    elif stage is not None:
+    elif stage is not None and is_main_process():
         print(f"starting from {args.init}, of the finished run {stage.out}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -308,9 +313,5 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0  # under torchrun, rank 0 prints and writes the summary
-    lines = summary_lines(cfg, metrics)
-    print("\n".join(lines))
-    RunFolder(cfg.out).summary.write_text("\n".join(lines) + "\n")
+    report(cfg, metrics)
     return 0
